@@ -1,0 +1,84 @@
+//! The composition root: opens the ledger, brings the projections and `data/` into agreement,
+//! starts the watcher and periodic rescans, and serves HTTP until shut down.
+
+use crate::category::Category;
+use crate::config::Config;
+use crate::event::Origin;
+use crate::handle::{Handle, Paths, Request};
+use crate::{sync, web};
+use std::sync::Arc;
+
+/// Opens the ledger and syncs the library with disk. Blocking.
+pub fn open(config: &Config) -> Result<Handle, String> {
+    let paths = Paths {
+        data: config.data.clone(),
+        uploads: config.uploads.clone(),
+        loras: config.loras.clone(),
+        checkpoints: config.checkpoints.clone(),
+    };
+    let handle = Handle::open(&config.ledger, paths).map_err(|e| e.to_string())?;
+    let o = handle
+        .execute(Origin::Startup, Request::Rescan(Category::ALL.to_vec()))
+        .map_err(|e| format!("start-up sync failed: {e}"))?;
+    if !o.events.is_empty() {
+        tracing::info!("start-up sync recorded {} event(s)", o.events.len());
+    }
+    let o = handle
+        .execute(Origin::Startup, Request::DiscoverCheckpoints)
+        .map_err(|e| format!("checkpoint discovery failed: {e}"))?;
+    if !o.events.is_empty() {
+        tracing::info!(
+            "gave {} new checkpoint file(s) default settings",
+            o.events.len()
+        );
+    }
+    Ok(handle)
+}
+
+/// Runs the server on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let cfg = config.clone();
+    let handle = tokio::task::spawn_blocking(move || open(&cfg))
+        .await
+        .map_err(|e| e.to_string())??;
+    let _watcher = if config.watch {
+        sync::start_watcher(handle.clone(), config.watch_debounce)
+    } else {
+        None
+    };
+    sync::start_periodic_rescan(handle.clone(), config.rescan_every);
+    let state = web::AppState {
+        handle,
+        config: Arc::new(config),
+    };
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Tests and scripts read this line to find the port.
+    println!("gaze listening on http://{addr}");
+    axum::serve(listener, web::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,697 @@
+//! Commands and the rules that turn them into events. `decide` is pure: it checks a command
+//! against the current library and returns the events to append, or a refusal. Anything that
+//! needs IO (reading files, saving uploads) is done first and put into the command.
+
+use crate::category::{Category, SlugRule, slugify};
+use crate::event::{DocBody, Event, Source, content_hash};
+use crate::library::Library;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// What a file in `data/` held when the sync looked at it.
+#[derive(Clone, Debug)]
+pub enum FileContent {
+    Missing,
+    Unreadable(String),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Observation {
+    /// File name inside the category folder.
+    pub file: String,
+    pub content: FileContent,
+}
+
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Files looked at on disk. With `complete`, every file of the category was observed, so
+    /// tracked files not among them have vanished.
+    Sync {
+        category: Category,
+        observations: Vec<Observation>,
+        complete: bool,
+    },
+    Create {
+        category: Category,
+        doc: Map<String, Value>,
+        source: Source,
+    },
+    Clone {
+        category: Category,
+        slug: String,
+        new_id: Option<String>,
+        new_name: Option<String>,
+    },
+    Edit {
+        category: Category,
+        slug: String,
+        doc: Map<String, Value>,
+    },
+    Delete {
+        category: Category,
+        slug: String,
+        hard: bool,
+    },
+    SetCover {
+        category: Category,
+        slug: String,
+        path: String,
+    },
+    ClearCovers {
+        category: Category,
+    },
+    SaveDefaultFields {
+        category: Category,
+        slug: String,
+        fields: Vec<String>,
+    },
+    SetPreferences {
+        scope: String,
+        values: Vec<(String, Value)>,
+    },
+    ChangeSettings {
+        settings: Map<String, Value>,
+        llm_key_changed: bool,
+    },
+    SetDefaultCheckpoint {
+        path: Option<String>,
+    },
+}
+
+/// Why a command was refused. Nothing is written for a refused command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    NotFound(String),
+    Invalid(String),
+    Conflict(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotFound(m) | Refusal::Invalid(m) | Refusal::Conflict(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The preference keys a page may store, and the JSON type each takes.
+pub const PREFERENCE_KEYS: [(&str, &str); 8] = [
+    ("fields", "list of strings"),
+    ("preview", "string or null"),
+    ("character", "string or null"),
+    ("action", "string or null"),
+    ("extra_positive", "string"),
+    ("extra_negative", "string"),
+    ("active_outfit", "string or null"),
+    ("checkpoint", "string or null"),
+];
+
+/// Renders a document the way the app writes files: two-space pretty JSON, keys in their
+/// original order, trailing newline. Stable, so diffs stay readable.
+pub fn render(doc: &Map<String, Value>) -> String {
+    let mut s = serde_json::to_string_pretty(doc).unwrap_or_else(|_| "{}".into());
+    s.push('\n');
+    s
+}
+
+fn not_found(c: Category, slug: &str) -> Refusal {
+    Refusal::NotFound(format!("no {} with slug '{slug}'", c.desc().singular))
+}
+
+/// The id and display name of a document, as its category defines them.
+fn identity(c: Category, doc: &Map<String, Value>) -> Option<(String, String)> {
+    let d = c.desc();
+    let id = doc.get(d.id_field)?.as_str()?.trim();
+    if id.is_empty() {
+        return None;
+    }
+    let name = doc
+        .get(d.name_field)
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or(id);
+    Some((id.to_string(), name.to_string()))
+}
+
+/// An id made from a display name: lower-case, other characters as `_`.
+fn id_from_name(name: &str) -> String {
+    let s = slugify(&name.trim().to_lowercase(), SlugRule::Underscore);
+    s.trim_matches('_').to_string()
+}
+
+/// Puts `key` first in the map (new ids read best at the top of the file).
+fn with_first(doc: Map<String, Value>, key: &str, value: Value) -> Map<String, Value> {
+    let mut out = Map::with_capacity(doc.len() + 1);
+    out.insert(key.to_string(), value);
+    for (k, v) in doc {
+        if k != key {
+            out.insert(k, v);
+        }
+    }
+    out
+}
+
+/// The file name a new document gets.
+pub fn file_for_slug(slug: &str) -> String {
+    format!("{slug}.json")
+}
+
+pub fn decide(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
+    match cmd {
+        Command::Sync {
+            category,
+            observations,
+            complete,
+        } => Ok(decide_sync(lib, *category, observations, *complete)),
+        Command::Create {
+            category,
+            doc,
+            source,
+        } => decide_create(lib, *category, doc.clone(), source.clone()),
+        Command::Clone {
+            category,
+            slug,
+            new_id,
+            new_name,
+        } => decide_clone(lib, *category, slug, new_id.as_deref(), new_name.as_deref()),
+        Command::Edit {
+            category,
+            slug,
+            doc,
+        } => decide_edit(lib, *category, slug, doc.clone()),
+        Command::Delete {
+            category,
+            slug,
+            hard,
+        } => {
+            let e = lib
+                .get(*category, slug)
+                .ok_or_else(|| not_found(*category, slug))?;
+            Ok(vec![Event::DocumentDeleted {
+                category: *category,
+                slug: slug.clone(),
+                file: e.file.clone(),
+                hard: *hard,
+            }])
+        }
+        Command::SetCover {
+            category,
+            slug,
+            path,
+        } => {
+            lib.get(*category, slug)
+                .ok_or_else(|| not_found(*category, slug))?;
+            Ok(vec![Event::CoverSet {
+                category: *category,
+                slug: slug.clone(),
+                path: path.clone(),
+            }])
+        }
+        Command::ClearCovers { category } => {
+            let any = lib
+                .shelf(*category)
+                .docs
+                .values()
+                .any(|e| e.cover.is_some());
+            Ok(if any {
+                vec![Event::CoversCleared {
+                    category: *category,
+                }]
+            } else {
+                Vec::new()
+            })
+        }
+        Command::SaveDefaultFields {
+            category,
+            slug,
+            fields,
+        } => {
+            let e = lib
+                .get(*category, slug)
+                .ok_or_else(|| not_found(*category, slug))?;
+            check_fields(fields)?;
+            if &e.default_fields == fields {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::DefaultFieldsSaved {
+                category: *category,
+                slug: slug.clone(),
+                fields: fields.clone(),
+            }])
+        }
+        Command::SetPreferences { scope, values } => decide_preferences(lib, scope, values),
+        Command::ChangeSettings {
+            settings,
+            llm_key_changed,
+        } => {
+            let json = serde_json::to_string(settings).unwrap_or_else(|_| "{}".into());
+            if json == lib.settings && !llm_key_changed {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::SettingsChanged {
+                json,
+                llm_key_changed: *llm_key_changed,
+            }])
+        }
+        Command::SetDefaultCheckpoint { path } => {
+            if let Some(p) = path {
+                let known = lib
+                    .shelf(Category::Checkpoints)
+                    .docs
+                    .values()
+                    .any(|e| &e.id == p);
+                if !known {
+                    return Err(Refusal::NotFound(format!("no checkpoint '{p}'")));
+                }
+            }
+            if &lib.default_checkpoint == path {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::DefaultCheckpointSet { path: path.clone() }])
+        }
+    }
+}
+
+/// A field selector is `section::key` with both parts non-empty.
+pub fn check_fields(fields: &[String]) -> Result<(), Refusal> {
+    if fields.len() > 500 {
+        return Err(Refusal::Invalid("too many fields (at most 500)".into()));
+    }
+    for f in fields {
+        match f.split_once("::") {
+            Some((s, k)) if !s.is_empty() && !k.is_empty() && !k.contains("::") => {}
+            _ => {
+                return Err(Refusal::Invalid(format!(
+                    "field '{f}' is not of the form section::key"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn decide_preferences(
+    lib: &Library,
+    scope: &str,
+    values: &[(String, Value)],
+) -> Result<Vec<Event>, Refusal> {
+    let scope_ok = match scope.split_once('/') {
+        Some((c, slug)) => Category::parse(c).is_some_and(|c| lib.get(c, slug).is_some()),
+        None => scope == "generator" || scope == "global",
+    };
+    if !scope_ok {
+        return Err(Refusal::NotFound(format!(
+            "no page '{scope}' to keep preferences for"
+        )));
+    }
+    let current = lib.preferences.get(scope);
+    let mut events = Vec::new();
+    for (key, value) in values {
+        let Some((_, kind)) = PREFERENCE_KEYS.iter().find(|(k, _)| k == key) else {
+            let known: Vec<&str> = PREFERENCE_KEYS.iter().map(|(k, _)| *k).collect();
+            return Err(Refusal::Invalid(format!(
+                "unknown preference '{key}' (known: {})",
+                known.join(", ")
+            )));
+        };
+        let ok = match *kind {
+            "list of strings" => value
+                .as_array()
+                .is_some_and(|a| a.iter().all(Value::is_string)),
+            "string" => value.is_string(),
+            _ => value.is_string() || value.is_null(),
+        };
+        if !ok {
+            return Err(Refusal::Invalid(format!(
+                "preference '{key}' must be a {kind}"
+            )));
+        }
+        if key == "fields" {
+            let fields: Vec<String> = value
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            check_fields(&fields)?;
+        }
+        let json = value.to_string();
+        if current.and_then(|m| m.get(key)) == Some(&json) {
+            continue;
+        }
+        events.push(Event::PreferenceSet {
+            scope: scope.to_string(),
+            key: key.clone(),
+            json,
+        });
+    }
+    Ok(events)
+}
+
+fn decide_create(
+    lib: &Library,
+    c: Category,
+    doc: Map<String, Value>,
+    source: Source,
+) -> Result<Vec<Event>, Refusal> {
+    let d = c.desc();
+    let doc = match doc.get(d.id_field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => doc,
+        Some(Value::String(_)) | None if c != Category::Checkpoints => {
+            let derived = doc
+                .get(d.name_field)
+                .and_then(Value::as_str)
+                .map(id_from_name)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    Refusal::Invalid(format!(
+                        "the document needs \"{}\" (or \"{}\" to derive it from)",
+                        d.id_field, d.name_field
+                    ))
+                })?;
+            with_first(doc, d.id_field, Value::String(derived))
+        }
+        Some(_) => {
+            return Err(Refusal::Invalid(format!(
+                "\"{}\" must be a non-empty string",
+                d.id_field
+            )));
+        }
+        None => {
+            return Err(Refusal::Invalid(format!(
+                "the document needs \"{}\"",
+                d.id_field
+            )));
+        }
+    };
+    let (id, name) = identity(c, &doc)
+        .ok_or_else(|| Refusal::Invalid(format!("\"{}\" must be a string", d.id_field)))?;
+    let slug = c.slug_of(&id);
+    if slug.is_empty() {
+        return Err(Refusal::Invalid(format!(
+            "id '{id}' has no letters, digits or underscores to make a slug from"
+        )));
+    }
+    if let Some(e) = lib.get(c, &slug) {
+        return Err(Refusal::Conflict(format!(
+            "{} '{}' already uses slug '{slug}' ({})",
+            d.singular, e.id, e.file
+        )));
+    }
+    let file = file_for_slug(&slug);
+    let shelf = lib.shelf(c);
+    if shelf.by_file.contains_key(&file) || shelf.failures.contains_key(&file) {
+        return Err(Refusal::Conflict(format!(
+            "a file named {file} already exists in data/{}; fix or remove it first",
+            d.dir
+        )));
+    }
+    Ok(vec![Event::DocumentCreated {
+        category: c,
+        slug,
+        file,
+        body: DocBody {
+            id,
+            name,
+            json: render(&doc),
+        },
+        source,
+    }])
+}
+
+fn decide_clone(
+    lib: &Library,
+    c: Category,
+    slug: &str,
+    new_id: Option<&str>,
+    new_name: Option<&str>,
+) -> Result<Vec<Event>, Refusal> {
+    let d = c.desc();
+    if !d.clonable {
+        return Err(Refusal::Invalid(format!("{} cannot be cloned", d.key)));
+    }
+    let src = lib.get(c, slug).ok_or_else(|| not_found(c, slug))?;
+    let doc = src
+        .data()
+        .ok_or_else(|| Refusal::Invalid("the source document is not a JSON object".into()))?;
+    let id = match new_id {
+        Some(id) => id.to_string(),
+        None => {
+            let mut n = 1;
+            loop {
+                let candidate = if n == 1 {
+                    format!("{}_copy", src.id)
+                } else {
+                    format!("{}_copy_{n}", src.id)
+                };
+                let s = c.slug_of(&candidate);
+                let file = file_for_slug(&s);
+                if lib.get(c, &s).is_none()
+                    && !lib.shelf(c).by_file.contains_key(&file)
+                    && !lib.shelf(c).failures.contains_key(&file)
+                {
+                    break candidate;
+                }
+                n += 1;
+            }
+        }
+    };
+    let name = new_name.map_or_else(|| format!("{} (Copy)", src.name), String::from);
+    let mut doc = with_first(doc, d.id_field, Value::String(id));
+    doc.insert(d.name_field.to_string(), Value::String(name));
+    decide_create(
+        lib,
+        c,
+        doc,
+        Source::Clone {
+            from: slug.to_string(),
+        },
+    )
+}
+
+fn decide_edit(
+    lib: &Library,
+    c: Category,
+    slug: &str,
+    doc: Map<String, Value>,
+) -> Result<Vec<Event>, Refusal> {
+    let d = c.desc();
+    let cur = lib.get(c, slug).ok_or_else(|| not_found(c, slug))?;
+    let doc = match doc.get(d.id_field) {
+        None => with_first(doc, d.id_field, Value::String(cur.id.clone())),
+        Some(Value::String(s)) if !s.trim().is_empty() => doc,
+        Some(_) => {
+            return Err(Refusal::Invalid(format!(
+                "\"{}\" must be a non-empty string",
+                d.id_field
+            )));
+        }
+    };
+    let (id, name) = identity(c, &doc)
+        .ok_or_else(|| Refusal::Invalid(format!("\"{}\" must be a string", d.id_field)))?;
+    if c.slug_of(&id) != slug {
+        return Err(Refusal::Invalid(format!(
+            "id '{id}' would change the slug from '{slug}' to '{}'; clone the entry instead",
+            c.slug_of(&id)
+        )));
+    }
+    let json = render(&doc);
+    if *cur.json == *json {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::DocumentEdited {
+        category: c,
+        slug: slug.to_string(),
+        body: DocBody { id, name, json },
+    }])
+}
+
+/// Why bytes from disk cannot be a document, or the document.
+fn parse_file(bytes: &[u8]) -> Result<(Map<String, Value>, &str), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+    if text.trim().is_empty() {
+        return Err("the file is empty".into());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok((m, text)),
+        Ok(other) => Err(format!(
+            "not a JSON object (the file holds {})",
+            match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        )),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+fn file_stem(file: &str) -> &str {
+    file.strip_suffix(".json").unwrap_or(file)
+}
+
+fn decide_sync(
+    lib: &Library,
+    c: Category,
+    observations: &[Observation],
+    complete: bool,
+) -> Vec<Event> {
+    let d = c.desc();
+    let shelf = lib.shelf(c);
+    let mut events = Vec::new();
+    // Slugs claimed earlier in this batch, so two new files cannot both take one slug.
+    let mut claimed: HashMap<String, String> = HashMap::new();
+    let fail = |events: &mut Vec<Event>, file: &str, bytes: &[u8], error: String| {
+        let hash = content_hash(bytes);
+        let same = shelf
+            .failures
+            .get(file)
+            .is_some_and(|f| f.hash == hash && f.error == error);
+        if !same {
+            events.push(Event::SyncFailed {
+                category: c,
+                file: file.to_string(),
+                hash,
+                error,
+            });
+        }
+    };
+    for obs in observations {
+        let file = obs.file.as_str();
+        let tracked = shelf.by_file.get(file).and_then(|s| shelf.docs.get(s));
+        match &obs.content {
+            FileContent::Missing => {
+                if let Some(e) = tracked {
+                    events.push(Event::FileVanished {
+                        category: c,
+                        slug: e.slug.clone(),
+                        file: file.to_string(),
+                    });
+                }
+                if shelf.failures.contains_key(file) {
+                    events.push(Event::SyncFailureCleared {
+                        category: c,
+                        file: file.to_string(),
+                    });
+                }
+            }
+            FileContent::Unreadable(err) => {
+                fail(
+                    &mut events,
+                    file,
+                    err.as_bytes(),
+                    format!("unreadable: {err}"),
+                );
+            }
+            FileContent::Bytes(bytes) => {
+                if let Some(e) = tracked {
+                    if e.json.as_bytes() == bytes.as_slice() {
+                        claimed.insert(e.slug.clone(), file.to_string());
+                        continue;
+                    }
+                }
+                let (doc, text) = match parse_file(bytes) {
+                    Ok(ok) => ok,
+                    Err(err) => {
+                        fail(&mut events, file, bytes, err);
+                        continue;
+                    }
+                };
+                let (id, name) = match identity(c, &doc) {
+                    Some(ok) => ok,
+                    None if c == Category::Checkpoints => {
+                        fail(
+                            &mut events,
+                            file,
+                            bytes,
+                            format!("missing \"{}\" (a non-empty string)", d.id_field),
+                        );
+                        continue;
+                    }
+                    None => {
+                        let id = file_stem(file).to_string();
+                        let name = doc
+                            .get(d.name_field)
+                            .and_then(Value::as_str)
+                            .unwrap_or(&id)
+                            .to_string();
+                        (id, name)
+                    }
+                };
+                let slug = c.slug_of(&id);
+                if slug.is_empty() {
+                    fail(
+                        &mut events,
+                        file,
+                        bytes,
+                        format!("id '{id}' has no letters, digits or underscores for a slug"),
+                    );
+                    continue;
+                }
+                let owner_file = claimed.get(&slug).cloned().or_else(|| {
+                    shelf
+                        .docs
+                        .get(&slug)
+                        .map(|e| e.file.clone())
+                        // An owner whose file this batch saw vanish no longer holds the slug.
+                        .filter(|f| {
+                            !observations
+                                .iter()
+                                .any(|o| o.file == *f && matches!(o.content, FileContent::Missing))
+                        })
+                });
+                if let Some(owner) = owner_file.filter(|f| f != file) {
+                    fail(
+                        &mut events,
+                        file,
+                        bytes,
+                        format!("id '{id}' maps to slug '{slug}', which {owner} already uses"),
+                    );
+                    continue;
+                }
+                claimed.insert(slug.clone(), file.to_string());
+                events.push(Event::DocumentSynced {
+                    category: c,
+                    slug,
+                    file: file.to_string(),
+                    body: DocBody {
+                        id,
+                        name,
+                        json: text.to_string(),
+                    },
+                });
+            }
+        }
+    }
+    if complete {
+        let seen: std::collections::HashSet<&str> =
+            observations.iter().map(|o| o.file.as_str()).collect();
+        let mut gone: Vec<(&String, &String)> = shelf
+            .by_file
+            .iter()
+            .filter(|(f, _)| !seen.contains(f.as_str()))
+            .collect();
+        gone.sort();
+        for (file, slug) in gone {
+            events.push(Event::FileVanished {
+                category: c,
+                slug: slug.clone(),
+                file: file.clone(),
+            });
+        }
+        for file in shelf.failures.keys() {
+            if !seen.contains(file.as_str()) {
+                events.push(Event::SyncFailureCleared {
+                    category: c,
+                    file: file.clone(),
+                });
+            }
+        }
+    }
+    events
+}

@@ -1,0 +1,479 @@
+//! The event vocabulary and its frozen byte encoding: the envelope, every event kind, and the
+//! schema-versioned bincode codec. Stored shapes never change; new shapes are new variants.
+
+use crate::category::Category;
+use serde::{Deserialize, Serialize};
+
+/// Who caused an event. Stored by variant index: append only.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Origin {
+    Web,
+    Watcher,
+    Startup,
+    Reactor,
+    Cli,
+    Mcp,
+    Assistant,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Web => "web",
+            Origin::Watcher => "watcher",
+            Origin::Startup => "startup",
+            Origin::Reactor => "reactor",
+            Origin::Cli => "cli",
+            Origin::Mcp => "mcp",
+            Origin::Assistant => "assistant",
+        }
+    }
+}
+
+/// How a document came to be created in the app (as opposed to synced from disk).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub enum Source {
+    /// Typed in or posted through the API.
+    Manual,
+    /// Cloned from another entry of the same category (its slug).
+    Clone { from: String },
+    /// Accepted from an assistant draft.
+    Assistant { draft_id: String },
+    /// Made for a model file found on disk with no JSON (checkpoint defaults).
+    Discovered,
+}
+
+/// A library document as carried by events: the exact bytes of its JSON file, plus the fields
+/// the projections need so replay never parses JSON.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct DocBody {
+    pub id: String,
+    pub name: String,
+    /// The file's full text, exactly as it is (synced) or will be (written) on disk.
+    pub json: String,
+}
+
+/// Every fact the ledger records. Externally tagged, no `Value`, no skipped fields (bincode
+/// rules in design.md). Never reorder, remove or reshape a variant.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub enum Event {
+    /// A file in `data/` was read and differs from the projection (new or changed on disk).
+    DocumentSynced {
+        category: Category,
+        slug: String,
+        file: String,
+        body: DocBody,
+    },
+    /// The app created a document; the file projector writes `file`.
+    DocumentCreated {
+        category: Category,
+        slug: String,
+        file: String,
+        body: DocBody,
+        source: Source,
+    },
+    /// The app replaced a document's content; its file keeps its name.
+    DocumentEdited {
+        category: Category,
+        slug: String,
+        body: DocBody,
+    },
+    /// Removed from the library and its JSON file deleted; `hard` also deleted the LoRA file.
+    DocumentDeleted {
+        category: Category,
+        slug: String,
+        file: String,
+        hard: bool,
+    },
+    /// The document's file disappeared from disk while the app was not looking.
+    FileVanished {
+        category: Category,
+        slug: String,
+        file: String,
+    },
+    /// A file could not be taken into the library; it was left untouched.
+    SyncFailed {
+        category: Category,
+        file: String,
+        /// Content hash of the refused bytes, so the same failure is not recorded twice.
+        hash: u64,
+        error: String,
+    },
+    /// A previously failed file now parses, or is gone.
+    SyncFailureCleared {
+        category: Category,
+        file: String,
+    },
+    CoverSet {
+        category: Category,
+        slug: String,
+        /// Path relative to the static root, e.g. `uploads/characters/tifa/cover_….png`.
+        path: String,
+    },
+    CoversCleared {
+        category: Category,
+    },
+    DefaultFieldsSaved {
+        category: Category,
+        slug: String,
+        fields: Vec<String>,
+    },
+    /// A per-page preference (what the original kept in the Flask session).
+    PreferenceSet {
+        scope: String,
+        key: String,
+        /// The value as JSON text.
+        json: String,
+    },
+    /// Non-secret settings after the change, as a JSON object text. A changed LLM key is only
+    /// flagged: the key itself never enters the ledger.
+    SettingsChanged {
+        json: String,
+        llm_key_changed: bool,
+    },
+    DefaultCheckpointSet {
+        path: Option<String>,
+    },
+}
+
+impl Event {
+    /// The snake_case kind name used by the JSON API.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::DocumentSynced { .. } => "document_synced",
+            Event::DocumentCreated { .. } => "document_created",
+            Event::DocumentEdited { .. } => "document_edited",
+            Event::DocumentDeleted { .. } => "document_deleted",
+            Event::FileVanished { .. } => "file_vanished",
+            Event::SyncFailed { .. } => "sync_failed",
+            Event::SyncFailureCleared { .. } => "sync_failure_cleared",
+            Event::CoverSet { .. } => "cover_set",
+            Event::CoversCleared { .. } => "covers_cleared",
+            Event::DefaultFieldsSaved { .. } => "default_fields_saved",
+            Event::PreferenceSet { .. } => "preference_set",
+            Event::SettingsChanged { .. } => "settings_changed",
+            Event::DefaultCheckpointSet { .. } => "default_checkpoint_set",
+        }
+    }
+
+    /// The library entry the event is about, if any.
+    pub fn subject(&self) -> Option<(Category, &str)> {
+        match self {
+            Event::DocumentSynced { category, slug, .. }
+            | Event::DocumentCreated { category, slug, .. }
+            | Event::DocumentEdited { category, slug, .. }
+            | Event::DocumentDeleted { category, slug, .. }
+            | Event::FileVanished { category, slug, .. }
+            | Event::CoverSet { category, slug, .. }
+            | Event::DefaultFieldsSaved { category, slug, .. } => Some((*category, slug)),
+            _ => None,
+        }
+    }
+
+    /// The event as a JSON object for the API: its fields plus `type`. Document bodies are
+    /// summarised (id, name, byte length) to keep event listings small.
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(outer)) => match outer.into_iter().next() {
+                Some((_, serde_json::Value::Object(inner))) => inner,
+                _ => serde_json::Map::new(),
+            },
+            _ => serde_json::Map::new(),
+        };
+        if let Some(serde_json::Value::Object(body)) = map.get_mut("body") {
+            let len = body
+                .get("json")
+                .and_then(|j| j.as_str())
+                .map_or(0, str::len);
+            body.remove("json");
+            body.insert("bytes".into(), len.into());
+        }
+        if let Some(c) = map.get_mut("category") {
+            if let Some(cat) = self.subject().map(|s| s.0).or(self.category()) {
+                *c = cat.key().into();
+            }
+        }
+        map.insert("type".into(), self.kind().into());
+        map
+    }
+
+    fn category(&self) -> Option<Category> {
+        match self {
+            Event::SyncFailed { category, .. }
+            | Event::SyncFailureCleared { category, .. }
+            | Event::CoversCleared { category } => Some(*category),
+            _ => self.subject().map(|s| s.0),
+        }
+    }
+}
+
+/// An event with its envelope, before it has a sequence number.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct Envelope {
+    /// The event's ULID as a big-endian u128 (sorts by time).
+    pub id: u128,
+    /// Unix milliseconds.
+    pub at: u64,
+    pub origin: Origin,
+    pub event: Event,
+}
+
+/// A committed event: its envelope and its position in the ledger (dense from 1).
+#[derive(Clone, PartialEq, Debug)]
+pub struct Stored {
+    pub seq: u64,
+    pub envelope: Envelope,
+}
+
+impl Stored {
+    pub fn event(&self) -> &Event {
+        &self.envelope.event
+    }
+
+    /// The API's JSON form: `seq`, `id`, `at`, `origin`, `type` and the event's fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = self.envelope.event.to_json();
+        map.insert("seq".into(), self.seq.into());
+        map.insert(
+            "id".into(),
+            ulid::Ulid::from(self.envelope.id).to_string().into(),
+        );
+        map.insert("at".into(), self.envelope.at.into());
+        map.insert("origin".into(), self.envelope.origin.as_str().into());
+        serde_json::Value::Object(map)
+    }
+}
+
+/// The schema version written as the first byte of every stored event.
+pub const SCHEMA_V1: u8 = 1;
+
+#[derive(Debug)]
+pub struct CodecError(pub String);
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "event codec: {}", self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+/// Encodes an envelope: one schema byte, then bincode (standard config) of the envelope.
+pub fn encode(env: &Envelope) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![SCHEMA_V1];
+    let body = bincode::serde::encode_to_vec(env, bincode::config::standard())
+        .map_err(|e| CodecError(e.to_string()))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes stored bytes of any known schema version (upcasting older ones when there are any).
+pub fn decode(bytes: &[u8]) -> Result<Envelope, CodecError> {
+    match bytes.split_first() {
+        Some((&SCHEMA_V1, rest)) => {
+            let (env, used): (Envelope, usize) =
+                bincode::serde::decode_from_slice(rest, bincode::config::standard())
+                    .map_err(|e| CodecError(e.to_string()))?;
+            if used != rest.len() {
+                return Err(CodecError(format!(
+                    "{} trailing bytes after the event",
+                    rest.len() - used
+                )));
+            }
+            Ok(env)
+        }
+        Some((v, _)) => Err(CodecError(format!("unknown schema version {v}"))),
+        None => Err(CodecError("empty record".into())),
+    }
+}
+
+/// A stable 64-bit content hash (FNV-1a), used to recognise bytes already seen.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(n: &str) -> DocBody {
+        DocBody {
+            id: format!("{n}_id"),
+            name: format!("{n} name"),
+            json: format!("{{\n  \"x\": \"{n}\"\n}}\n"),
+        }
+    }
+
+    /// One example of every event kind. The match makes adding a variant without a golden
+    /// fixture a compile error.
+    fn examples() -> Vec<Event> {
+        let c = Category::Characters;
+        let all = vec![
+            Event::DocumentSynced {
+                category: c,
+                slug: "yuna_ff10".into(),
+                file: "yuna_(ff10).json".into(),
+                body: body("a"),
+            },
+            Event::DocumentCreated {
+                category: Category::Outfits,
+                slug: "maid".into(),
+                file: "maid.json".into(),
+                body: body("b"),
+                source: Source::Clone {
+                    from: "maid_0".into(),
+                },
+            },
+            Event::DocumentEdited {
+                category: c,
+                slug: "s".into(),
+                body: body("c"),
+            },
+            Event::DocumentDeleted {
+                category: c,
+                slug: "s".into(),
+                file: "s.json".into(),
+                hard: true,
+            },
+            Event::FileVanished {
+                category: c,
+                slug: "s".into(),
+                file: "s.json".into(),
+            },
+            Event::SyncFailed {
+                category: Category::Scenes,
+                file: "bad.json".into(),
+                hash: 42,
+                error: "expected value at line 1 column 1".into(),
+            },
+            Event::SyncFailureCleared {
+                category: Category::Scenes,
+                file: "bad.json".into(),
+            },
+            Event::CoverSet {
+                category: c,
+                slug: "s".into(),
+                path: "uploads/characters/s/cover.png".into(),
+            },
+            Event::CoversCleared {
+                category: Category::Presets,
+            },
+            Event::DefaultFieldsSaved {
+                category: c,
+                slug: "s".into(),
+                fields: vec!["identity::hair".into()],
+            },
+            Event::PreferenceSet {
+                scope: "characters/s".into(),
+                key: "fields".into(),
+                json: "[\"identity::hair\"]".into(),
+            },
+            Event::SettingsChanged {
+                json: "{\"llm_model\":\"m\"}".into(),
+                llm_key_changed: true,
+            },
+            Event::DefaultCheckpointSet {
+                path: Some("Illustrious/a.safetensors".into()),
+            },
+        ];
+        for e in &all {
+            match e {
+                Event::DocumentSynced { .. }
+                | Event::DocumentCreated { .. }
+                | Event::DocumentEdited { .. }
+                | Event::DocumentDeleted { .. }
+                | Event::FileVanished { .. }
+                | Event::SyncFailed { .. }
+                | Event::SyncFailureCleared { .. }
+                | Event::CoverSet { .. }
+                | Event::CoversCleared { .. }
+                | Event::DefaultFieldsSaved { .. }
+                | Event::PreferenceSet { .. }
+                | Event::SettingsChanged { .. }
+                | Event::DefaultCheckpointSet { .. } => {}
+            }
+        }
+        all
+    }
+
+    fn envelope(i: usize, event: Event) -> Envelope {
+        Envelope {
+            id: 0x0193_0000_0000_0000_0000_0000_0000_0000 + i as u128,
+            at: 1_790_000_000_000 + i as u64,
+            origin: Origin::Web,
+            event,
+        }
+    }
+
+    fn to_hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn from_hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+            .collect()
+    }
+
+    const GOLDEN: &str = include_str!("../tests/fixtures/golden_events_v1.txt");
+
+    #[test]
+    fn golden_fixtures_decode_to_the_same_events_forever() {
+        let examples = examples();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let mut text = String::new();
+            for (i, e) in examples.iter().enumerate() {
+                let bytes = encode(&envelope(i, e.clone())).unwrap();
+                text.push_str(&format!("{} {}\n", e.kind(), to_hex(&bytes)));
+            }
+            std::fs::write("tests/fixtures/golden_events_v1.txt", text).unwrap();
+            return;
+        }
+        let lines: Vec<&str> = GOLDEN.lines().collect();
+        assert_eq!(
+            lines.len(),
+            examples.len(),
+            "one golden line per event kind"
+        );
+        for (i, (line, want)) in lines.iter().zip(&examples).enumerate() {
+            let (kind, hex) = line.split_once(' ').unwrap();
+            assert_eq!(kind, want.kind());
+            let decoded = decode(&from_hex(hex)).unwrap();
+            assert_eq!(decoded, envelope(i, want.clone()), "{kind}");
+            // And today's encoder still writes the same bytes.
+            assert_eq!(to_hex(&encode(&decoded).unwrap()), hex, "{kind}");
+        }
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_errors_not_panics() {
+        assert!(decode(&[]).is_err());
+        assert!(decode(&[9, 1, 2]).is_err());
+        assert!(decode(&[SCHEMA_V1, 0xff, 0xff, 0xff]).is_err());
+        let mut ok = encode(&envelope(0, examples()[0].clone())).unwrap();
+        ok.push(0);
+        assert!(decode(&ok).is_err(), "trailing bytes are refused");
+    }
+
+    #[test]
+    fn api_json_names_the_kind_and_hides_document_text() {
+        let s = Stored {
+            seq: 7,
+            envelope: envelope(0, examples()[0].clone()),
+        };
+        let j = s.to_json();
+        assert_eq!(j["type"], "document_synced");
+        assert_eq!(j["seq"], 7);
+        assert_eq!(j["origin"], "web");
+        assert_eq!(j["category"], "characters");
+        assert_eq!(j["body"]["id"], "a_id");
+        assert!(j["body"].get("json").is_none());
+        assert_eq!(j["id"].as_str().unwrap().len(), 26);
+    }
+}

@@ -1,0 +1,164 @@
+//! The file projector: writes library documents back to `data/` after their events commit
+//! (temp file, fsync, rename, fsync of the folder) and removes the files of deleted entries.
+//! It converges a file to what the projection says, so running it twice is harmless.
+
+use crate::category::Category;
+use crate::library::Library;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Where a category's documents live.
+pub fn category_dir(data: &Path, c: Category) -> PathBuf {
+    data.join(c.desc().dir)
+}
+
+/// Makes `data/<dir>/<file>` agree with the library for the entry `slug` that owns or owned
+/// `file`: writes its text if it differs, or removes the file if no entry owns it any more.
+/// Returns whether the disk changed.
+pub fn converge(
+    lib: &Library,
+    data: &Path,
+    c: Category,
+    slug: &str,
+    file: &str,
+) -> std::io::Result<bool> {
+    let dir = category_dir(data, c);
+    match lib.get(c, slug) {
+        Some(e) => {
+            let path = dir.join(&e.file);
+            let same = std::fs::read(&path).is_ok_and(|b| b == e.json.as_bytes());
+            if same {
+                return Ok(false);
+            }
+            write_atomic(&path, e.json.as_bytes())?;
+            Ok(true)
+        }
+        None => {
+            if lib.shelf(c).by_file.contains_key(file) {
+                return Ok(false);
+            }
+            match std::fs::remove_file(dir.join(file)) {
+                Ok(()) => {
+                    sync_dir(&dir)?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// Whether `name` is a plain file name: no separators, no `..`, not hidden.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name.len() <= 255
+}
+
+/// Resolves `relative` (e.g. a LoRA's `Illustrious/Looks/x.safetensors`) under `root`, refusing
+/// absolute paths, `..`, and anything that resolves (through links) outside the root.
+pub fn resolve_inside(root: &Path, relative: &str) -> Result<PathBuf, String> {
+    let rel = Path::new(relative);
+    if relative.is_empty()
+        || rel.is_absolute()
+        || relative.contains('\\')
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!("'{relative}' is not a plain path inside the root"));
+    }
+    let candidate = root.join(rel);
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("root {}: {e}", root.display()))?;
+    match candidate.canonicalize() {
+        Ok(real) if real.starts_with(&root) => Ok(real),
+        Ok(real) => Err(format!(
+            "'{relative}' resolves to {} outside the root",
+            real.display()
+        )),
+        // Not there: nothing to follow, and the lexical check above already holds.
+        Err(_) => Ok(candidate),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["b.json"]);
+    }
+
+    #[test]
+    fn paths_outside_the_root_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("loras");
+        std::fs::create_dir_all(root.join("Illustrious")).unwrap();
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        assert!(resolve_inside(&root, "Illustrious/x.safetensors").is_ok());
+        for bad in [
+            "../secret",
+            "/etc/passwd",
+            "a/../../secret",
+            "",
+            "a\\..\\b",
+            "./x",
+        ] {
+            assert!(resolve_inside(&root, bad).is_err(), "{bad}");
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).unwrap();
+            assert!(resolve_inside(&root, "link").is_err());
+        }
+    }
+
+    #[test]
+    fn plain_file_names() {
+        assert!(is_plain_file_name("yuna_(ff10).json"));
+        for bad in ["", "../x.json", "a/b.json", ".hidden.json", "a\\b"] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The one write path. `Handle::execute` takes the writer lock, does the IO a request needs
+//! (reading files for a sync), decides the events against the projection, appends them in one
+//! redb transaction, folds them into the projection, converges the files on disk, and then
+//! tells subscribers. Readers take the projection's read lock and are never held up by fsync.
+
+use crate::category::Category;
+use crate::command::{self, Command, Refusal};
+use crate::event::{Envelope, Event, Origin, Stored};
+use crate::files;
+use crate::ledger::{Ledger, LedgerError};
+use crate::library::Library;
+use crate::{models, sync};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use tokio::sync::broadcast;
+
+/// The folders the library reads and writes.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub data: PathBuf,
+    pub uploads: PathBuf,
+    pub loras: Option<PathBuf>,
+    pub checkpoints: Option<PathBuf>,
+}
+
+/// What to do, before the IO that builds the command is done.
+#[derive(Clone, Debug)]
+pub enum Request {
+    Command(Command),
+    /// Compare whole category folders with the projection.
+    Rescan(Vec<Category>),
+    /// Look at some files of one category (from the watcher).
+    SyncFiles(Category, Vec<String>),
+    /// Give every checkpoint file on disk that has no document a default one.
+    DiscoverCheckpoints,
+}
+
+#[derive(Debug)]
+pub enum ExecError {
+    Refused(Refusal),
+    Ledger(LedgerError),
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecError::Refused(r) => r.fmt(f),
+            ExecError::Ledger(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<Refusal> for ExecError {
+    fn from(r: Refusal) -> Self {
+        ExecError::Refused(r)
+    }
+}
+
+impl From<LedgerError> for ExecError {
+    fn from(e: LedgerError) -> Self {
+        ExecError::Ledger(e)
+    }
+}
+
+/// What a request committed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub events: Vec<Stored>,
+    /// Side effects that failed after the commit (e.g. a file that could not be written; it
+    /// is retried before the next command).
+    pub warnings: Vec<String>,
+}
+
+impl Outcome {
+    pub fn last_seq(&self) -> Option<u64> {
+        self.events.last().map(|s| s.seq)
+    }
+}
+
+/// A file the projector could not converge yet.
+type Dirty = (Category, String, String);
+
+struct Inner {
+    ledger: Ledger,
+    writer: Mutex<Writer>,
+    library: RwLock<Library>,
+    paths: Paths,
+    tx: broadcast::Sender<Arc<[Stored]>>,
+}
+
+struct Writer {
+    ulids: ulid::Generator,
+    dirty: BTreeSet<Dirty>,
+}
+
+/// A cheap-to-clone handle on the ledger and its projections.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Handle {
+    /// Opens the ledger, replays it into the projection, and finishes any file writes a crash
+    /// interrupted. Blocking.
+    pub fn open(ledger_path: &Path, paths: Paths) -> Result<Handle, LedgerError> {
+        let ledger = Ledger::open(ledger_path)?;
+        let library = replay(&ledger, u64::MAX)?;
+        let (tx, _) = broadcast::channel(1024);
+        let handle = Handle {
+            inner: Arc::new(Inner {
+                ledger,
+                writer: Mutex::new(Writer {
+                    ulids: ulid::Generator::new(),
+                    dirty: BTreeSet::new(),
+                }),
+                library: RwLock::new(library),
+                paths,
+                tx,
+            }),
+        };
+        handle.recover_files()?;
+        Ok(handle)
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.inner.paths
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// Reads the current projection.
+    pub fn library(&self) -> RwLockReadGuard<'_, Library> {
+        self.inner.library.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The projection as it was right after `seq` (time travel). Replays from seq 1.
+    pub fn library_at(&self, seq: u64) -> Result<Library, LedgerError> {
+        replay(&self.inner.ledger, seq)
+    }
+
+    /// Committed batches, in order, as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Stored]>> {
+        self.inner.tx.subscribe()
+    }
+
+    /// Runs `request` on a blocking thread.
+    pub async fn run(&self, origin: Origin, request: Request) -> Result<Outcome, ExecError> {
+        let h = self.clone();
+        match tokio::task::spawn_blocking(move || h.execute(origin, request)).await {
+            Ok(r) => r,
+            Err(e) => Err(ExecError::Ledger(LedgerError::Storage(format!(
+                "the writer task failed: {e}"
+            )))),
+        }
+    }
+
+    /// The write path. Blocking: call from a blocking thread (see `run`).
+    pub fn execute(&self, origin: Origin, request: Request) -> Result<Outcome, ExecError> {
+        let inner = &*self.inner;
+        let mut writer = lock(&inner.writer);
+        let mut warnings = self.retry_dirty(&mut writer);
+        let commands = self.prepare(&writer, request);
+        let (events, hard_loras) = {
+            let lib = self.library();
+            let mut events = Vec::new();
+            for cmd in &commands {
+                events.extend(command::decide(&lib, cmd)?);
+            }
+            self.check_side_effects(&lib, &events)?;
+            // The LoRAs hard deletes remove, named by the documents before they go.
+            let loras: Vec<String> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::DocumentDeleted {
+                        category,
+                        slug,
+                        hard: true,
+                        ..
+                    } => lib.get(*category, slug).and_then(models::lora_name),
+                    _ => None,
+                })
+                .collect();
+            (events, loras)
+        };
+        if events.is_empty() {
+            return Ok(Outcome {
+                events: Vec::new(),
+                warnings,
+            });
+        }
+        let at = now_ms();
+        let mut envelopes = Vec::with_capacity(events.len());
+        for event in events {
+            let id = writer
+                .ulids
+                .generate()
+                .map(u128::from)
+                .unwrap_or_else(|_| u128::from(ulid::Ulid::generate()));
+            envelopes.push(Envelope {
+                id,
+                at,
+                origin,
+                event,
+            });
+        }
+        let stored = inner.ledger.append(envelopes)?;
+        {
+            let mut lib = inner.library.write().unwrap_or_else(|p| p.into_inner());
+            for s in &stored {
+                lib.apply(s);
+            }
+        }
+        warnings.extend(self.project(&mut writer, &stored, &hard_loras));
+        let shared: Arc<[Stored]> = stored.clone().into();
+        // No subscriber is fine.
+        let _ = inner.tx.send(shared);
+        Ok(Outcome {
+            events: stored,
+            warnings,
+        })
+    }
+
+    fn prepare(&self, writer: &Writer, request: Request) -> Vec<Command> {
+        let paths = &self.inner.paths;
+        let skip = |c: Category| -> Vec<String> {
+            writer
+                .dirty
+                .iter()
+                .filter(|d| d.0 == c)
+                .map(|d| d.2.clone())
+                .collect()
+        };
+        match request {
+            Request::Command(c) => vec![c],
+            Request::Rescan(categories) => categories
+                .into_iter()
+                .map(|c| Command::Sync {
+                    category: c,
+                    observations: sync::observe_category(&paths.data, c, &skip(c)),
+                    complete: true,
+                })
+                .collect(),
+            Request::SyncFiles(c, names) => {
+                let skipped = skip(c);
+                let names: Vec<String> =
+                    names.into_iter().filter(|n| !skipped.contains(n)).collect();
+                vec![Command::Sync {
+                    category: c,
+                    observations: sync::observe_files(&paths.data, c, &names),
+                    complete: false,
+                }]
+            }
+            Request::DiscoverCheckpoints => match &paths.checkpoints {
+                Some(root) => {
+                    let lib = self.library();
+                    models::discover_checkpoints(&lib, root)
+                }
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// IO checks that must pass before anything is appended.
+    fn check_side_effects(&self, lib: &Library, events: &[Event]) -> Result<(), Refusal> {
+        let paths = &self.inner.paths;
+        for e in events {
+            match e {
+                Event::DocumentCreated { category, file, .. } => {
+                    let path = files::category_dir(&paths.data, *category).join(file);
+                    if path.exists() {
+                        return Err(Refusal::Conflict(format!(
+                            "data/{}/{file} already exists on disk; it will be picked up by the next sync",
+                            category.desc().dir
+                        )));
+                    }
+                }
+                Event::DocumentDeleted {
+                    category,
+                    slug,
+                    hard: true,
+                    ..
+                } => {
+                    if let Some(lora) = lib.get(*category, slug).and_then(models::lora_name) {
+                        let root = paths.loras.as_deref().ok_or_else(|| {
+                            Refusal::Invalid(format!(
+                                "hard delete would remove the LoRA '{lora}', but no LoRA root is configured (--loras)"
+                            ))
+                        })?;
+                        files::resolve_inside(root, &lora).map_err(|e| {
+                            Refusal::Invalid(format!("refusing to delete the LoRA file: {e}"))
+                        })?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Converges the files the committed events touch. Returns warnings for failures, which
+    /// stay dirty (and out of syncs) until a later write succeeds.
+    fn project(&self, writer: &mut Writer, stored: &[Stored], loras: &[String]) -> Vec<String> {
+        let inner = &*self.inner;
+        let mut warnings = Vec::new();
+        let mut todo = Vec::new();
+        for s in stored {
+            match s.event() {
+                Event::DocumentCreated {
+                    category,
+                    slug,
+                    file,
+                    ..
+                } => todo.push((*category, slug.clone(), file.clone())),
+                Event::DocumentEdited { category, slug, .. } => {
+                    let file = self
+                        .library()
+                        .get(*category, slug)
+                        .map(|e| e.file.clone())
+                        .unwrap_or_default();
+                    todo.push((*category, slug.clone(), file));
+                }
+                Event::DocumentDeleted {
+                    category,
+                    slug,
+                    file,
+                    ..
+                } => todo.push((*category, slug.clone(), file.clone())),
+                _ => {}
+            }
+        }
+        {
+            let lib = self.library();
+            for (c, slug, file) in todo {
+                if let Err(e) = files::converge(&lib, &inner.paths.data, c, &slug, &file) {
+                    warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
+                    writer.dirty.insert((c, slug, file));
+                }
+            }
+        }
+        for lora in loras {
+            if let Err(e) = self.remove_lora(lora) {
+                warnings.push(e);
+            }
+        }
+        for w in &warnings {
+            tracing::error!("{w}");
+        }
+        warnings
+    }
+
+    fn remove_lora(&self, lora: &str) -> Result<(), String> {
+        let Some(root) = self.inner.paths.loras.as_deref() else {
+            return Ok(());
+        };
+        let path = files::resolve_inside(root, lora)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!("hard delete removed {}", path.display());
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("could not remove {}: {e}", path.display())),
+        }
+    }
+
+    fn retry_dirty(&self, writer: &mut Writer) -> Vec<String> {
+        if writer.dirty.is_empty() {
+            return Vec::new();
+        }
+        let lib = self.library();
+        let mut warnings = Vec::new();
+        let dirty = std::mem::take(&mut writer.dirty);
+        for (c, slug, file) in dirty {
+            if let Err(e) = files::converge(&lib, &self.inner.paths.data, c, &slug, &file) {
+                warnings.push(format!(
+                    "still cannot write data/{}/{file}: {e}",
+                    c.desc().dir
+                ));
+                writer.dirty.insert((c, slug, file));
+            }
+        }
+        warnings
+    }
+
+    /// Converges the files of every app-made change after the projector's checkpoint: a crash
+    /// between a commit and its file write is finished here, before any sync can mistake the
+    /// old file for an outside edit.
+    fn recover_files(&self) -> Result<(), LedgerError> {
+        let ledger = &self.inner.ledger;
+        let from = ledger.files_through()? + 1;
+        let mut todo = Vec::new();
+        ledger.fold(from, u64::MAX, |s| {
+            match s.event() {
+                Event::DocumentCreated {
+                    category,
+                    slug,
+                    file,
+                    ..
+                }
+                | Event::DocumentDeleted {
+                    category,
+                    slug,
+                    file,
+                    ..
+                } => todo.push((*category, slug.clone(), file.clone())),
+                Event::DocumentEdited { category, slug, .. } => {
+                    todo.push((*category, slug.clone(), String::new()));
+                }
+                _ => {}
+            }
+            true
+        })?;
+        let lib = self.library();
+        let mut writer = lock(&self.inner.writer);
+        for (c, slug, file) in todo {
+            match files::converge(&lib, &self.inner.paths.data, c, &slug, &file) {
+                Ok(true) => tracing::info!("recovered data/{}/{slug} after a crash", c.desc().dir),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!("could not recover data/{}/{file}: {e}", c.desc().dir);
+                    writer.dirty.insert((c, slug, file));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Folds the ledger into a fresh projection, up to and including `upto`.
+pub fn replay(ledger: &Ledger, upto: u64) -> Result<Library, LedgerError> {
+    let mut lib = Library::default();
+    ledger.fold(1, upto, |s| {
+        lib.apply(&s);
+        true
+    })?;
+    Ok(lib)
+}

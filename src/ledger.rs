@@ -1,0 +1,255 @@
+//! The ledger: the append-only event log in redb. The only module that touches redb. One
+//! writer appends whole commands in single write transactions; readers use MVCC snapshots and
+//! are never blocked by the writer.
+
+use crate::event::{self, Envelope, Stored};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Every event up to this seq has had its files written by the file projector.
+const FILES_THROUGH: &str = "files_through";
+
+/// The redb page cache cap; without it redb grows toward 1 GiB.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug)]
+pub enum LedgerError {
+    /// Another process holds the ledger open.
+    Locked(PathBuf),
+    Storage(String),
+    Codec {
+        seq: u64,
+        error: String,
+    },
+}
+
+impl std::fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LedgerError::Locked(p) => write!(
+                f,
+                "the ledger {} is in use by another running gaze; stop it or pass another --ledger",
+                p.display()
+            ),
+            LedgerError::Storage(e) => write!(f, "ledger storage error: {e}"),
+            LedgerError::Codec { seq, error } => write!(f, "ledger event {seq}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
+fn storage<E: std::fmt::Display>(e: E) -> LedgerError {
+    LedgerError::Storage(e.to_string())
+}
+
+pub struct Ledger {
+    db: Database,
+    last: AtomicU64,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger file at `path`; its folder is created if missing.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(storage)?;
+        }
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => LedgerError::Locked(path.into()),
+                other => storage(other),
+            })?;
+        // Make sure both tables exist so readers never meet a missing table.
+        let tx = db.begin_write().map_err(storage)?;
+        tx.open_table(EVENTS).map_err(storage)?;
+        tx.open_table(META).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        let last = {
+            let rx = db.begin_read().map_err(storage)?;
+            let t = rx.open_table(EVENTS).map_err(storage)?;
+            t.last().map_err(storage)?.map_or(0, |(k, _)| k.value())
+        };
+        Ok(Ledger {
+            db,
+            last: AtomicU64::new(last),
+            path: path.into(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The seq of the newest committed event (0 when empty).
+    pub fn last_seq(&self) -> u64 {
+        self.last.load(Ordering::Acquire)
+    }
+
+    /// Appends `batch` in one durable write transaction, numbering the events densely after the
+    /// last one, and records that every earlier event's files were written. Callers must be the
+    /// single writer (the handle's writer lock).
+    pub fn append(&self, batch: Vec<Envelope>) -> Result<Vec<Stored>, LedgerError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let before = self.last_seq();
+        let mut encoded = Vec::with_capacity(batch.len());
+        for env in &batch {
+            encoded.push(event::encode(env).map_err(|e| LedgerError::Codec {
+                seq: before + 1,
+                error: e.0,
+            })?);
+        }
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = tx.open_table(EVENTS).map_err(storage)?;
+            for (i, bytes) in encoded.iter().enumerate() {
+                t.insert(before + 1 + i as u64, bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            let mut m = tx.open_table(META).map_err(storage)?;
+            m.insert(FILES_THROUGH, before).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)?;
+        let stored: Vec<Stored> = batch
+            .into_iter()
+            .enumerate()
+            .map(|(i, envelope)| Stored {
+                seq: before + 1 + i as u64,
+                envelope,
+            })
+            .collect();
+        self.last
+            .store(before + stored.len() as u64, Ordering::Release);
+        Ok(stored)
+    }
+
+    /// The seq through which the file projector is known to have written files.
+    pub fn files_through(&self) -> Result<u64, LedgerError> {
+        let rx = self.db.begin_read().map_err(storage)?;
+        let m = rx.open_table(META).map_err(storage)?;
+        Ok(m.get(FILES_THROUGH)
+            .map_err(storage)?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// Events with `seq > after`, at most `limit` of them, oldest first.
+    pub fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Stored>, LedgerError> {
+        let mut out = Vec::new();
+        self.fold(after + 1, u64::MAX, |s| {
+            out.push(s);
+            out.len() < limit
+        })?;
+        Ok(out)
+    }
+
+    /// The newest `limit` events, newest first.
+    pub fn read_newest(&self, limit: usize) -> Result<Vec<Stored>, LedgerError> {
+        let rx = self.db.begin_read().map_err(storage)?;
+        let t = rx.open_table(EVENTS).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(storage)?.rev().take(limit) {
+            let (k, v) = row.map_err(storage)?;
+            out.push(decode_row(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Visits events with `from <= seq <= to` in order, on one snapshot, until `f` says stop.
+    pub fn fold(
+        &self,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(Stored) -> bool,
+    ) -> Result<(), LedgerError> {
+        if from > to {
+            return Ok(());
+        }
+        let rx = self.db.begin_read().map_err(storage)?;
+        let t = rx.open_table(EVENTS).map_err(storage)?;
+        for row in t.range(from..=to).map_err(storage)? {
+            let (k, v) = row.map_err(storage)?;
+            if !f(decode_row(k.value(), v.value())?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode_row(seq: u64, bytes: &[u8]) -> Result<Stored, LedgerError> {
+    let envelope = event::decode(bytes).map_err(|e| LedgerError::Codec { seq, error: e.0 })?;
+    Ok(Stored { seq, envelope })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::category::Category;
+    use crate::event::{Event, Origin};
+
+    fn env(i: u64) -> Envelope {
+        Envelope {
+            id: u128::from(i),
+            at: i,
+            origin: Origin::Cli,
+            event: Event::CoversCleared {
+                category: Category::Scenes,
+            },
+        }
+    }
+
+    #[test]
+    fn appends_are_dense_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l/gaze.redb");
+        {
+            let l = Ledger::open(&path).unwrap();
+            assert_eq!(l.last_seq(), 0);
+            let s = l.append(vec![env(1), env(2)]).unwrap();
+            assert_eq!(s.iter().map(|s| s.seq).collect::<Vec<_>>(), [1, 2]);
+            l.append(vec![env(3)]).unwrap();
+            assert_eq!(l.files_through().unwrap(), 2);
+        }
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.last_seq(), 3);
+        let all = l.read_after(0, 100).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2].envelope, env(3));
+        assert_eq!(l.read_after(1, 1).unwrap()[0].seq, 2);
+        assert_eq!(l.read_newest(2).unwrap()[0].seq, 3);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gaze.redb");
+        let _first = Ledger::open(&path).unwrap();
+        match Ledger::open(&path) {
+            Err(e @ LedgerError::Locked(_)) => assert!(e.to_string().contains("in use")),
+            other => panic!("expected Locked, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn an_old_snapshot_keeps_its_view_while_the_writer_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("g.redb")).unwrap();
+        l.append(vec![env(1)]).unwrap();
+        let mut seen = Vec::new();
+        l.fold(1, u64::MAX, |s| {
+            seen.push(s.seq);
+            true
+        })
+        .unwrap();
+        l.append(vec![env(2)]).unwrap();
+        assert_eq!(seen, [1]);
+        assert_eq!(l.read_after(0, 10).unwrap().len(), 2);
+    }
+}

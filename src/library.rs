@@ -1,0 +1,227 @@
+//! The library projection: a pure fold of ledger events into the current documents, covers,
+//! default fields, sync failures, preferences and settings. It never does IO and never fails,
+//! so replaying from seq 1 always rebuilds the same state.
+
+use crate::category::Category;
+use crate::event::{DocBody, Event, Stored};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// One document in the library.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub slug: String,
+    pub id: String,
+    pub name: String,
+    /// The file name inside the category's folder.
+    pub file: String,
+    /// The document text, byte for byte what its file holds.
+    pub json: Arc<str>,
+    /// The seq of the last event that touched this entry.
+    pub version: u64,
+    pub cover: Option<String>,
+    pub default_fields: Vec<String>,
+}
+
+impl Entry {
+    /// The document parsed; `None` only if the stored text is not a JSON object, which the
+    /// command checks prevent.
+    pub fn data(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match serde_json::from_str(&self.json) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// A file that could not be taken into the library.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub hash: u64,
+    pub error: String,
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Shelf {
+    pub docs: BTreeMap<String, Entry>,
+    /// File name → slug of the entry that owns it.
+    pub by_file: HashMap<String, String>,
+    pub failures: BTreeMap<String, Failure>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Library {
+    /// The seq of the last event folded in.
+    pub seq: u64,
+    shelves: Vec<Shelf>,
+    /// Scope (e.g. `characters/tifa`) → key → value as JSON text.
+    pub preferences: BTreeMap<String, BTreeMap<String, String>>,
+    /// Non-secret settings as JSON object text.
+    pub settings: String,
+    pub default_checkpoint: Option<String>,
+}
+
+impl Default for Library {
+    fn default() -> Self {
+        Library {
+            seq: 0,
+            shelves: vec![Shelf::default(); Category::ALL.len()],
+            preferences: BTreeMap::new(),
+            settings: "{}".into(),
+            default_checkpoint: None,
+        }
+    }
+}
+
+impl Library {
+    pub fn shelf(&self, c: Category) -> &Shelf {
+        &self.shelves[c.index()]
+    }
+
+    fn shelf_mut(&mut self, c: Category) -> &mut Shelf {
+        &mut self.shelves[c.index()]
+    }
+
+    pub fn get(&self, c: Category, slug: &str) -> Option<&Entry> {
+        self.shelf(c).docs.get(slug)
+    }
+
+    pub fn count(&self, c: Category) -> usize {
+        self.shelf(c).docs.len()
+    }
+
+    pub fn document_count(&self) -> usize {
+        self.shelves.iter().map(|s| s.docs.len()).sum()
+    }
+
+    /// Folds one committed event in. Events were checked when they were decided, so an event
+    /// about a missing entry is ignored rather than treated as an error.
+    pub fn apply(&mut self, stored: &Stored) {
+        let seq = stored.seq;
+        self.seq = seq;
+        match stored.event() {
+            Event::DocumentSynced {
+                category,
+                slug,
+                file,
+                body,
+            }
+            | Event::DocumentCreated {
+                category,
+                slug,
+                file,
+                body,
+                ..
+            } => self.shelf_mut(*category).put(slug, file, body, seq),
+            Event::DocumentEdited {
+                category,
+                slug,
+                body,
+            } => {
+                if let Some(e) = self.shelf_mut(*category).docs.get_mut(slug) {
+                    e.id.clone_from(&body.id);
+                    e.name.clone_from(&body.name);
+                    e.json = Arc::from(body.json.as_str());
+                    e.version = seq;
+                }
+            }
+            Event::DocumentDeleted { category, slug, .. }
+            | Event::FileVanished { category, slug, .. } => {
+                let shelf = self.shelf_mut(*category);
+                if let Some(e) = shelf.docs.remove(slug) {
+                    shelf.by_file.remove(&e.file);
+                }
+            }
+            Event::SyncFailed {
+                category,
+                file,
+                hash,
+                error,
+            } => {
+                self.shelf_mut(*category).failures.insert(
+                    file.clone(),
+                    Failure {
+                        hash: *hash,
+                        error: error.clone(),
+                        seq,
+                    },
+                );
+            }
+            Event::SyncFailureCleared { category, file } => {
+                self.shelf_mut(*category).failures.remove(file);
+            }
+            Event::CoverSet {
+                category,
+                slug,
+                path,
+            } => {
+                if let Some(e) = self.shelf_mut(*category).docs.get_mut(slug) {
+                    e.cover = Some(path.clone());
+                    e.version = seq;
+                }
+            }
+            Event::CoversCleared { category } => {
+                for e in self.shelf_mut(*category).docs.values_mut() {
+                    if e.cover.take().is_some() {
+                        e.version = seq;
+                    }
+                }
+            }
+            Event::DefaultFieldsSaved {
+                category,
+                slug,
+                fields,
+            } => {
+                if let Some(e) = self.shelf_mut(*category).docs.get_mut(slug) {
+                    e.default_fields.clone_from(fields);
+                    e.version = seq;
+                }
+            }
+            Event::PreferenceSet { scope, key, json } => {
+                self.preferences
+                    .entry(scope.clone())
+                    .or_default()
+                    .insert(key.clone(), json.clone());
+            }
+            Event::SettingsChanged { json, .. } => self.settings.clone_from(json),
+            Event::DefaultCheckpointSet { path } => self.default_checkpoint.clone_from(path),
+        }
+    }
+}
+
+impl Shelf {
+    fn put(&mut self, slug: &str, file: &str, body: &DocBody, seq: u64) {
+        // A file whose id changed moves to the new slug: drop the entry it used to hold.
+        if let Some(old) = self.by_file.get(file) {
+            if old != slug {
+                let old = old.clone();
+                self.docs.remove(&old);
+            }
+        }
+        let (cover, default_fields) = match self.docs.remove(slug) {
+            Some(prev) => {
+                if prev.file != file {
+                    self.by_file.remove(&prev.file);
+                }
+                (prev.cover, prev.default_fields)
+            }
+            None => (None, Vec::new()),
+        };
+        self.by_file.insert(file.to_string(), slug.to_string());
+        self.failures.remove(file);
+        self.docs.insert(
+            slug.to_string(),
+            Entry {
+                slug: slug.to_string(),
+                id: body.id.clone(),
+                name: body.name.clone(),
+                file: file.to_string(),
+                json: Arc::from(body.json.as_str()),
+                version: seq,
+                cover,
+                default_fields,
+            },
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! The `gaze` binary: parses the sub-command and hands over to the library.
+
+use gaze::config::{Config, SERVE_HELP};
+
+const HELP: &str = "\
+gaze — prompt-asset library and ComfyUI generation
+
+usage:
+  gaze [serve] [options]     serve the app (default: the bundled library at http://127.0.0.1:5000)
+  gaze synth --out DIR [--count N] [--seed S] [--loras N]
+                             write a synthetic library (N documents per category) for benchmarks
+  gaze help
+
+serve options:
+";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.first().map(String::as_str) {
+        Some("serve") => ("serve", &args[1..]),
+        Some("synth") => ("synth", &args[1..]),
+        Some("help" | "--help" | "-h") => {
+            println!("{HELP}{SERVE_HELP}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        _ => ("serve", &args[..]),
+    };
+    let result = match cmd {
+        "synth" => synth(rest),
+        _ => serve(rest),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gaze: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let config = Config::parse(args, |k| std::env::var(k).ok())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "gaze=info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+        gaze::app::serve(config, listener, gaze::app::shutdown_signal()).await
+    })
+}
+
+fn synth(args: &[String]) -> Result<(), String> {
+    let mut out = None;
+    let mut count = 100usize;
+    let mut seed = 1u64;
+    let mut loras = 0usize;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut v = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--out" => out = Some(std::path::PathBuf::from(v()?)),
+            "--count" => count = v()?.parse().map_err(|_| "--count: not a number")?,
+            "--seed" => seed = v()?.parse().map_err(|_| "--seed: not a number")?,
+            "--loras" => loras = v()?.parse().map_err(|_| "--loras: not a number")?,
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    let out = out.ok_or("synth needs --out DIR")?;
+    let spec = gaze::synth::SynthSpec {
+        per_category: count,
+        seed,
+    };
+    let n = gaze::synth::write_library(&out, &spec).map_err(|e| e.to_string())?;
+    println!("wrote {n} documents under {}", out.display());
+    if loras > 0 {
+        let n =
+            gaze::synth::write_lora_tree(&out.join("loras"), loras).map_err(|e| e.to_string())?;
+        println!("wrote {n} LoRA files under {}", out.join("loras").display());
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! App settings: the non-secret keys that live in the ledger, the LLM key that never does (it
+//! is kept in a 0600 file beside the ledger), and the environment overrides.
+
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// The settings a user can change, and what each holds.
+pub const KEYS: [(&str, &str); 3] = [
+    (
+        "llm_provider",
+        "one of openrouter, ollama, lmstudio, openai",
+    ),
+    ("llm_url", "the OpenAI-compatible base URL"),
+    ("llm_model", "the model name"),
+];
+pub const PROVIDERS: [&str; 4] = ["openrouter", "ollama", "lmstudio", "openai"];
+
+/// Applies a partial update to the stored settings. Returns the new settings and the new key
+/// (`Some(None)` clears it) or an explanation of what is wrong.
+#[allow(clippy::type_complexity)]
+pub fn merge(
+    current: &str,
+    patch: &Map<String, Value>,
+) -> Result<(Map<String, Value>, Option<Option<String>>), String> {
+    let mut out: Map<String, Value> = serde_json::from_str(current).unwrap_or_default();
+    let mut key = None;
+    for (k, v) in patch {
+        if k == "llm_key" {
+            key = Some(match v {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::String(_) | Value::Null => None,
+                _ => return Err("llm_key must be a string or null".into()),
+            });
+            continue;
+        }
+        if !KEYS.iter().any(|(name, _)| name == k) {
+            let known: Vec<&str> = KEYS.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "unknown setting '{k}' (known: {}, llm_key)",
+                known.join(", ")
+            ));
+        }
+        let Value::String(s) = v else {
+            return Err(format!("setting '{k}' must be a string"));
+        };
+        if k == "llm_provider" && !PROVIDERS.contains(&s.as_str()) {
+            return Err(format!(
+                "llm_provider '{s}' is not one of {}",
+                PROVIDERS.join(", ")
+            ));
+        }
+        if k == "llm_url" && !(s.starts_with("http://") || s.starts_with("https://")) {
+            return Err("llm_url must start with http:// or https://".into());
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    Ok((out, key))
+}
+
+/// Where the LLM key is kept: beside the ledger file, never inside it.
+pub fn secret_path(ledger_file: &Path) -> PathBuf {
+    ledger_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("llm_key.secret")
+}
+
+pub fn read_key(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Stores or removes the key (owner-only permissions).
+pub fn write_key(path: &Path, key: Option<&str>) -> std::io::Result<()> {
+    match key {
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+        Some(k) => {
+            crate::files::write_atomic(path, k.as_bytes())?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn merge_is_partial_and_keeps_the_key_out() {
+        let (s, key) = merge(
+            r#"{"llm_model":"a"}"#,
+            &obj(json!({"llm_provider":"ollama","llm_key":"sk-1"})),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(s.clone()),
+            json!({"llm_model":"a","llm_provider":"ollama"})
+        );
+        assert_eq!(key, Some(Some("sk-1".into())));
+        assert!(!serde_json::to_string(&s).unwrap().contains("sk-1"));
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        for (patch, word) in [
+            (json!({"nope": 1}), "unknown"),
+            (json!({"llm_model": 3}), "string"),
+            (json!({"llm_provider": "x"}), "llm_provider"),
+            (json!({"llm_url": "ftp://x"}), "http"),
+            (json!({"llm_key": 5}), "llm_key"),
+        ] {
+            assert!(merge("{}", &obj(patch)).unwrap_err().contains(word));
+        }
+    }
+}

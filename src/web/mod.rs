@@ -1,0 +1,33 @@
+//! The HTTP surface: the JSON API under `/api`, the HTML pages, and static files. The only
+//! module that touches axum and maud; it reads projections and sends commands to the handle.
+
+mod api;
+mod error;
+mod pages;
+
+use crate::config::Config;
+use crate::handle::Handle;
+use axum::Router;
+use std::sync::Arc;
+
+pub use error::ApiError;
+
+/// What every route can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub handle: Handle,
+    pub config: Arc<Config>,
+}
+
+/// The whole app as a router (tests can drive it without a socket).
+pub fn router(state: AppState) -> Router {
+    let uploads = tower_http::services::ServeDir::new(&state.config.uploads);
+    let statics = tower_http::services::ServeDir::new(&state.config.static_dir);
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .nest_service("/static/uploads", uploads)
+        .nest_service("/static", statics)
+        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
