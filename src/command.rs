@@ -546,6 +546,38 @@ fn decide_sync(
     let mut events = Vec::new();
     // Slugs claimed earlier in this batch, so two new files cannot both take one slug.
     let mut claimed: HashMap<String, String> = HashMap::new();
+    let seen: std::collections::HashSet<&str> =
+        observations.iter().map(|o| o.file.as_str()).collect();
+    // Files that are gone: unobserved ones in a complete scan, and ones observed missing.
+    let gone_file = |f: &str| {
+        (complete && !seen.contains(f))
+            || observations
+                .iter()
+                .any(|o| o.file == f && matches!(o.content, FileContent::Missing))
+    };
+    if complete {
+        let mut gone: Vec<(&String, &String)> = shelf
+            .by_file
+            .iter()
+            .filter(|(f, _)| !seen.contains(f.as_str()))
+            .collect();
+        gone.sort();
+        for (file, slug) in gone {
+            events.push(Event::FileVanished {
+                category: c,
+                slug: slug.clone(),
+                file: file.clone(),
+            });
+        }
+        for file in shelf.failures.keys() {
+            if !seen.contains(file.as_str()) {
+                events.push(Event::SyncFailureCleared {
+                    category: c,
+                    file: file.clone(),
+                });
+            }
+        }
+    }
     let fail = |events: &mut Vec<Event>, file: &str, bytes: &[u8], error: String| {
         let hash = content_hash(bytes);
         let same = shelf
@@ -639,11 +671,7 @@ fn decide_sync(
                         .get(&slug)
                         .map(|e| e.file.clone())
                         // An owner whose file this batch saw vanish no longer holds the slug.
-                        .filter(|f| {
-                            !observations
-                                .iter()
-                                .any(|o| o.file == *f && matches!(o.content, FileContent::Missing))
-                        })
+                        .filter(|f| !gone_file(f))
                 });
                 if let Some(owner) = owner_file.filter(|f| f != file) {
                     fail(
@@ -668,30 +696,9 @@ fn decide_sync(
             }
         }
     }
-    if complete {
-        let seen: std::collections::HashSet<&str> =
-            observations.iter().map(|o| o.file.as_str()).collect();
-        let mut gone: Vec<(&String, &String)> = shelf
-            .by_file
-            .iter()
-            .filter(|(f, _)| !seen.contains(f.as_str()))
-            .collect();
-        gone.sort();
-        for (file, slug) in gone {
-            events.push(Event::FileVanished {
-                category: c,
-                slug: slug.clone(),
-                file: file.clone(),
-            });
-        }
-        for file in shelf.failures.keys() {
-            if !seen.contains(file.as_str()) {
-                events.push(Event::SyncFailureCleared {
-                    category: c,
-                    file: file.clone(),
-                });
-            }
-        }
-    }
     events
 }
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

@@ -126,11 +126,22 @@ impl Library {
                     e.version = seq;
                 }
             }
-            Event::DocumentDeleted { category, slug, .. }
-            | Event::FileVanished { category, slug, .. } => {
+            Event::DocumentDeleted {
+                category,
+                slug,
+                file,
+                ..
+            }
+            | Event::FileVanished {
+                category,
+                slug,
+                file,
+            } => {
                 let shelf = self.shelf_mut(*category);
-                if let Some(e) = shelf.docs.remove(slug) {
-                    shelf.by_file.remove(&e.file);
+                // Only the entry that still lives in that file goes.
+                if shelf.docs.get(slug).is_some_and(|e| &e.file == file) {
+                    shelf.docs.remove(slug);
+                    shelf.by_file.remove(file);
                 }
             }
             Event::SyncFailed {

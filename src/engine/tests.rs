@@ -1,0 +1,1 @@
+//! Cross-module tests: workflow snapshots, property tests over pseudo-random compositions, and validation error cases.
