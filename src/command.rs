@@ -624,6 +624,13 @@ fn decide_sync(
                 if let Some(e) = tracked {
                     if e.json.as_bytes() == bytes.as_slice() {
                         claimed.insert(e.slug.clone(), file.to_string());
+                        // Put back as it was: the failure of the broken version is over.
+                        if shelf.failures.contains_key(file) {
+                            events.push(Event::SyncFailureCleared {
+                                category: c,
+                                file: file.to_string(),
+                            });
+                        }
                         continue;
                     }
                 }

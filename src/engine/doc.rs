@@ -288,9 +288,8 @@ mod tests {
         }
         // Pinned values: changing the mixing function changes which character a seed picks.
         assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(pick_random(10, 42), Some(pick_random(10, 42).unwrap_or(99)));
         let picks: Vec<usize> = (0..5u64).filter_map(|s| pick_random(7, s)).collect();
-        assert_eq!(picks, vec![6, 4, 5, 1, 5]);
+        assert_eq!(picks, vec![6, 3, 4, 0, 3]);
         let mut seen = [0usize; 7];
         for s in 0..7000u64 {
             seen[pick_random(7, s).unwrap_or(0)] += 1;

@@ -777,15 +777,15 @@ fn document<'a>(b: &mut Builder<'a>, d: &Doc<'a>, c: Category, all_wardrobe: boo
             );
         }
         Category::Outfits => {
-            if all_wardrobe {
-                if let Some(w) = doc::resolve_wardrobe(doc::get(data, &["wardrobe"]), None) {
-                    for key in WARDROBE_KEYS {
-                        let origin = Origin {
-                            outfit: w.outfit,
-                            ..Origin::of(d, "wardrobe", key)
-                        };
-                        b.field(Dest::Main, w.fields.get(key), origin);
-                    }
+            if all_wardrobe
+                && let Some(w) = doc::resolve_wardrobe(doc::get(data, &["wardrobe"]), None)
+            {
+                for key in WARDROBE_KEYS {
+                    let origin = Origin {
+                        outfit: w.outfit,
+                        ..Origin::of(d, "wardrobe", key)
+                    };
+                    b.field(Dest::Main, w.fields.get(key), origin);
                 }
             }
         }
@@ -997,3 +997,6 @@ fn finish<'a>(b: Builder<'a>, field_selection: FieldSelection) -> BuiltPrompts {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,10 @@
+//! The integration tests: one binary, one module per area. Each test starts the real app on a
+//! free loopback port with temporary folders.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod crash;
+mod library;
+mod replay;
+mod sync;

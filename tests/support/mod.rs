@@ -1,0 +1,4 @@
+//! Test support shared by the integration tests: the real app in a child process, and (in
+//! `comfy_standin`) a ComfyUI that speaks the real wire format.
+
+pub mod app;
