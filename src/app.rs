@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::event::Origin;
 use crate::handle::{Handle, Paths, Request};
 use crate::{sync, web};
-use std::sync::Arc;
 
 /// Opens the ledger and syncs the library with disk. Blocking.
 pub fn open(config: &Config) -> Result<Handle, String> {
@@ -51,17 +50,18 @@ pub async fn serve(
         None
     };
     sync::start_periodic_rescan(handle.clone(), config.rescan_every);
-    let state = web::AppState {
-        handle,
-        config: Arc::new(config),
-    };
+    let state = web::AppState::new(handle.clone(), config);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
-    axum::serve(listener, web::router(state))
+    let served = axum::serve(listener, web::router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    tokio::task::spawn_blocking(move || handle.snapshot_now())
+        .await
+        .map_err(|e| e.to_string())?;
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

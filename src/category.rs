@@ -50,6 +50,7 @@ pub struct Descriptor {
     pub clonable: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn d(
     category: Category,
     key: &'static str,

@@ -621,18 +621,18 @@ fn decide_sync(
                 );
             }
             FileContent::Bytes(bytes) => {
-                if let Some(e) = tracked {
-                    if e.json.as_bytes() == bytes.as_slice() {
-                        claimed.insert(e.slug.clone(), file.to_string());
-                        // Put back as it was: the failure of the broken version is over.
-                        if shelf.failures.contains_key(file) {
-                            events.push(Event::SyncFailureCleared {
-                                category: c,
-                                file: file.to_string(),
-                            });
-                        }
-                        continue;
+                if let Some(e) = tracked
+                    && e.json.as_bytes() == bytes.as_slice()
+                {
+                    claimed.insert(e.slug.clone(), file.to_string());
+                    // Put back as it was: the failure of the broken version is over.
+                    if shelf.failures.contains_key(file) {
+                        events.push(Event::SyncFailureCleared {
+                            category: c,
+                            file: file.to_string(),
+                        });
                     }
+                    continue;
                 }
                 let (doc, text) = match parse_file(bytes) {
                     Ok(ok) => ok,

@@ -6,22 +6,6 @@ use serde_json::json;
 
 const C: Category = Category::Characters;
 
-fn given(events: Vec<Event>) -> Library {
-    let mut lib = Library::default();
-    for (i, event) in events.into_iter().enumerate() {
-        lib.apply(&Stored {
-            seq: i as u64 + 1,
-            envelope: Envelope {
-                id: i as u128,
-                at: 0,
-                origin: Origin::Cli,
-                event,
-            },
-        });
-    }
-    lib
-}
-
 /// Folds the events a command decides into the library, as the handle does.
 fn then_apply(lib: &mut Library, events: &[Event]) {
     for e in events {

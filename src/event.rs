@@ -188,16 +188,17 @@ impl Event {
             body.remove("json");
             body.insert("bytes".into(), len.into());
         }
-        if let Some(c) = map.get_mut("category") {
-            if let Some(cat) = self.subject().map(|s| s.0).or(self.category()) {
-                *c = cat.key().into();
-            }
+        if let Some(c) = map.get_mut("category")
+            && let Some(cat) = self.subject().map(|s| s.0).or(self.category())
+        {
+            *c = cat.key().into();
         }
         map.insert("type".into(), self.kind().into());
         map
     }
 
-    fn category(&self) -> Option<Category> {
+    /// The category the event changes, if any.
+    pub fn category(&self) -> Option<Category> {
         match self {
             Event::SyncFailed { category, .. }
             | Event::SyncFailureCleared { category, .. }

@@ -92,6 +92,8 @@ struct Inner {
 struct Writer {
     ulids: ulid::Generator,
     dirty: BTreeSet<Dirty>,
+    /// The seq of the newest snapshot written.
+    snapshot_seq: u64,
 }
 
 /// A cheap-to-clone handle on the ledger and its projections.
@@ -115,7 +117,7 @@ impl Handle {
     /// interrupted. Blocking.
     pub fn open(ledger_path: &Path, paths: Paths) -> Result<Handle, LedgerError> {
         let ledger = Ledger::open(ledger_path)?;
-        let library = replay(&ledger, u64::MAX)?;
+        let (library, snapshot_seq) = load(&ledger, u64::MAX)?;
         let (tx, _) = broadcast::channel(1024);
         let handle = Handle {
             inner: Arc::new(Inner {
@@ -123,6 +125,7 @@ impl Handle {
                 writer: Mutex::new(Writer {
                     ulids: ulid::Generator::new(),
                     dirty: BTreeSet::new(),
+                    snapshot_seq,
                 }),
                 library: RwLock::new(library),
                 paths,
@@ -130,7 +133,35 @@ impl Handle {
             }),
         };
         handle.recover_files()?;
+        {
+            let mut writer = lock(&handle.inner.writer);
+            handle.maybe_snapshot(&mut writer, false);
+        }
         Ok(handle)
+    }
+
+    /// Writes a snapshot of the projection when enough events have passed since the last one
+    /// (or now, with `force`). A failure only costs a longer replay later, so it is logged.
+    fn maybe_snapshot(&self, writer: &mut Writer, force: bool) {
+        let lib = self.library();
+        let since = lib.seq.saturating_sub(writer.snapshot_seq);
+        let every = (lib.document_count() as u64).max(SNAPSHOT_EVERY);
+        if since == 0 || (!force && since < every) {
+            return;
+        }
+        let bytes = lib.to_snapshot();
+        let seq = lib.seq;
+        drop(lib);
+        match self.inner.ledger.write_snapshot(seq, &bytes) {
+            Ok(()) => writer.snapshot_seq = seq,
+            Err(e) => tracing::warn!("could not write a snapshot at seq {seq}: {e}"),
+        }
+    }
+
+    /// Snapshots the projection now (at shutdown), so the next start replays nothing.
+    pub fn snapshot_now(&self) {
+        let mut writer = lock(&self.inner.writer);
+        self.maybe_snapshot(&mut writer, true);
     }
 
     pub fn paths(&self) -> &Paths {
@@ -146,9 +177,10 @@ impl Handle {
         self.inner.library.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The projection as it was right after `seq` (time travel). Replays from seq 1.
+    /// The projection as it was right after `seq` (time travel), from the newest snapshot at
+    /// or before it plus the events after that.
     pub fn library_at(&self, seq: u64) -> Result<Library, LedgerError> {
-        replay(&self.inner.ledger, seq)
+        load(&self.inner.ledger, seq).map(|(lib, _)| lib)
     }
 
     /// Committed batches, in order, as they happen.
@@ -224,6 +256,7 @@ impl Handle {
             }
         }
         warnings.extend(self.project(&mut writer, &stored, &hard_loras));
+        self.maybe_snapshot(&mut writer, false);
         let shared: Arc<[Stored]> = stored.clone().into();
         // No subscriber is fine.
         let _ = inner.tx.send(shared);
@@ -439,7 +472,32 @@ impl Handle {
     }
 }
 
-/// Folds the ledger into a fresh projection, up to and including `upto`.
+/// Events between snapshots; more documents than this stretch the interval to their count, so
+/// snapshot cost stays a small share of the work it saves.
+pub const SNAPSHOT_EVERY: u64 = 10_000;
+
+/// The projection up to and including `upto`, from the newest usable snapshot, and the seq of
+/// that snapshot (0 if none).
+pub fn load(ledger: &Ledger, upto: u64) -> Result<(Library, u64), LedgerError> {
+    let (mut lib, from) = match ledger.snapshot_at_or_before(upto)? {
+        Some((seq, bytes)) => match Library::from_snapshot(&bytes) {
+            Some(lib) if lib.seq == seq => (lib, seq),
+            _ => {
+                tracing::warn!("ignoring an unreadable snapshot at seq {seq}");
+                (Library::default(), 0)
+            }
+        },
+        None => (Library::default(), 0),
+    };
+    ledger.fold(from + 1, upto, |s| {
+        lib.apply(&s);
+        true
+    })?;
+    Ok((lib, from))
+}
+
+/// Folds the whole ledger into a fresh projection, up to and including `upto`, ignoring
+/// snapshots.
 pub fn replay(ledger: &Ledger, upto: u64) -> Result<Library, LedgerError> {
     let mut lib = Library::default();
     ledger.fold(1, upto, |s| {

@@ -9,6 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Projection snapshots by the seq they include: caches that make start-up and time travel
+/// fast. They are derived data; losing one only means a longer replay.
+const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots");
+/// How many snapshots to keep.
+const KEEP_SNAPSHOTS: usize = 4;
 /// Every event up to this seq has had its files written by the file projector.
 const FILES_THROUGH: &str = "files_through";
 
@@ -69,6 +74,7 @@ impl Ledger {
         let tx = db.begin_write().map_err(storage)?;
         tx.open_table(EVENTS).map_err(storage)?;
         tx.open_table(META).map_err(storage)?;
+        tx.open_table(SNAPSHOTS).map_err(storage)?;
         tx.commit().map_err(storage)?;
         let last = {
             let rx = db.begin_read().map_err(storage)?;
@@ -137,6 +143,41 @@ impl Ledger {
         Ok(m.get(FILES_THROUGH)
             .map_err(storage)?
             .map_or(0, |v| v.value()))
+    }
+
+    /// Stores a snapshot of the projection as of `seq`, keeping only the newest few.
+    pub fn write_snapshot(&self, seq: u64, bytes: &[u8]) -> Result<(), LedgerError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = tx.open_table(SNAPSHOTS).map_err(storage)?;
+            t.insert(seq, bytes).map_err(storage)?;
+            let keys: Vec<u64> = t
+                .iter()
+                .map_err(storage)?
+                .filter_map(Result::ok)
+                .map(|(k, _)| k.value())
+                .collect();
+            if keys.len() > KEEP_SNAPSHOTS {
+                for k in &keys[..keys.len() - KEEP_SNAPSHOTS] {
+                    t.remove(k).map_err(storage)?;
+                }
+            }
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// The newest snapshot that includes no event after `seq`.
+    pub fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, Vec<u8>)>, LedgerError> {
+        let rx = self.db.begin_read().map_err(storage)?;
+        let t = rx.open_table(SNAPSHOTS).map_err(storage)?;
+        let found = t.range(..=seq).map_err(storage)?.next_back();
+        match found {
+            Some(row) => {
+                let (k, v) = row.map_err(storage)?;
+                Ok(Some((k.value(), v.value().to_vec())))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Events with `seq > after`, at most `limit` of them, oldest first.

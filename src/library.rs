@@ -4,6 +4,7 @@
 
 use crate::category::Category;
 use crate::event::{DocBody, Event, Stored};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -48,6 +49,8 @@ pub struct Shelf {
     /// File name → slug of the entry that owns it.
     pub by_file: HashMap<String, String>,
     pub failures: BTreeMap<String, Failure>,
+    /// Bumped by every event that changes this shelf, so readers can cache views of it.
+    pub generation: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -100,6 +103,9 @@ impl Library {
     pub fn apply(&mut self, stored: &Stored) {
         let seq = stored.seq;
         self.seq = seq;
+        if let Some(c) = stored.event().category() {
+            self.shelf_mut(c).generation += 1;
+        }
         match stored.event() {
             Event::DocumentSynced {
                 category,
@@ -204,11 +210,11 @@ impl Library {
 impl Shelf {
     fn put(&mut self, slug: &str, file: &str, body: &DocBody, seq: u64) {
         // A file whose id changed moves to the new slug: drop the entry it used to hold.
-        if let Some(old) = self.by_file.get(file) {
-            if old != slug {
-                let old = old.clone();
-                self.docs.remove(&old);
-            }
+        if let Some(old) = self.by_file.get(file)
+            && old != slug
+        {
+            let old = old.clone();
+            self.docs.remove(&old);
         }
         let (cover, default_fields) = match self.docs.remove(slug) {
             Some(prev) => {
@@ -234,5 +240,143 @@ impl Shelf {
                 default_fields,
             },
         );
+    }
+}
+
+/// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
+/// another version is ignored and the ledger is replayed instead.
+const SNAPSHOT_V: u8 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct SnapEntry {
+    slug: String,
+    id: String,
+    name: String,
+    file: String,
+    json: String,
+    version: u64,
+    cover: Option<String>,
+    default_fields: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapShelf {
+    docs: Vec<SnapEntry>,
+    failures: Vec<(String, u64, String, u64)>,
+    generation: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snap {
+    seq: u64,
+    shelves: Vec<SnapShelf>,
+    preferences: Vec<(String, Vec<(String, String)>)>,
+    settings: String,
+    default_checkpoint: Option<String>,
+}
+
+impl Library {
+    /// Encodes the projection for a snapshot.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        let snap = Snap {
+            seq: self.seq,
+            shelves: self
+                .shelves
+                .iter()
+                .map(|s| SnapShelf {
+                    docs: s
+                        .docs
+                        .values()
+                        .map(|e| SnapEntry {
+                            slug: e.slug.clone(),
+                            id: e.id.clone(),
+                            name: e.name.clone(),
+                            file: e.file.clone(),
+                            json: e.json.to_string(),
+                            version: e.version,
+                            cover: e.cover.clone(),
+                            default_fields: e.default_fields.clone(),
+                        })
+                        .collect(),
+                    failures: s
+                        .failures
+                        .iter()
+                        .map(|(f, x)| (f.clone(), x.hash, x.error.clone(), x.seq))
+                        .collect(),
+                    generation: s.generation,
+                })
+                .collect(),
+            preferences: self
+                .preferences
+                .iter()
+                .map(|(k, m)| {
+                    (
+                        k.clone(),
+                        m.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
+                    )
+                })
+                .collect(),
+            settings: self.settings.clone(),
+            default_checkpoint: self.default_checkpoint.clone(),
+        };
+        let mut out = vec![SNAPSHOT_V];
+        if let Ok(b) = bincode::serde::encode_to_vec(&snap, bincode::config::standard()) {
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    /// Decodes a snapshot; `None` if it is of another version or damaged.
+    pub fn from_snapshot(bytes: &[u8]) -> Option<Library> {
+        let (&v, rest) = bytes.split_first()?;
+        if v != SNAPSHOT_V {
+            return None;
+        }
+        let (snap, _): (Snap, usize) =
+            bincode::serde::decode_from_slice(rest, bincode::config::standard()).ok()?;
+        if snap.shelves.len() != Category::ALL.len() {
+            return None;
+        }
+        let shelves = snap
+            .shelves
+            .into_iter()
+            .map(|s| {
+                let mut shelf = Shelf {
+                    generation: s.generation,
+                    ..Shelf::default()
+                };
+                for e in s.docs {
+                    shelf.by_file.insert(e.file.clone(), e.slug.clone());
+                    shelf.docs.insert(
+                        e.slug.clone(),
+                        Entry {
+                            slug: e.slug,
+                            id: e.id,
+                            name: e.name,
+                            file: e.file,
+                            json: Arc::from(e.json),
+                            version: e.version,
+                            cover: e.cover,
+                            default_fields: e.default_fields,
+                        },
+                    );
+                }
+                for (file, hash, error, seq) in s.failures {
+                    shelf.failures.insert(file, Failure { hash, error, seq });
+                }
+                shelf
+            })
+            .collect();
+        Some(Library {
+            seq: snap.seq,
+            shelves,
+            preferences: snap
+                .preferences
+                .into_iter()
+                .map(|(k, m)| (k, m.into_iter().collect()))
+                .collect(),
+            settings: snap.settings,
+            default_checkpoint: snap.default_checkpoint,
+        })
     }
 }

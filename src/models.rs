@@ -30,14 +30,14 @@ fn list_under(root: &Path, sub: &str) -> Vec<String> {
             let path = e.path();
             if ft.is_dir() {
                 stack.push(path);
-            } else if e.file_name().to_str().is_some_and(is_model) {
-                if let Ok(rel) = path.strip_prefix(root) {
-                    let parts: Vec<String> = rel
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect();
-                    out.push(parts.join("/"));
-                }
+            } else if e.file_name().to_str().is_some_and(is_model)
+                && let Ok(rel) = path.strip_prefix(root)
+            {
+                let parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push(parts.join("/"));
             }
         }
     }

@@ -11,8 +11,8 @@
 //!    active outfit — the outfit document's `wardrobe` replaces it when an outfit is composed —,
 //!    `styles::*` (colours as written), `special::tags`, `lora::lora_triggers`;
 //! 4. outfit tags and triggers; look `positive`, tags, triggers; action
-//!    `action.{full_body,additional,head,eyes,arms,hands}`; style `by <artist_name>` (kept as is
-//!    when it already starts with `by `) and `artistic_style`; scene
+//!    `action.{full_body,additional,head,eyes,arms,hands}`; style `by <artist>` for each artist
+//!    `artist_name` lists (kept as is when it already starts with `by `) and `artistic_style`; scene
 //!    `scene.{background,foreground,furniture,colors,lighting,theme}`; detailer `prompt` (a list or
 //!    a string); each of these documents' `tags` and `lora.lora_triggers` follow its own fields;
 //! 5. the generator's `extras`, each read by its category the same way (an outfit in extras adds
@@ -25,10 +25,10 @@
 //! Field selection applies to the character view (character sections plus the wardrobe that is in
 //! effect, whichever document supplies it): `selected_fields` when non-empty, else the saved
 //! `default_fields` when non-empty, else every field. Other documents always contribute all their
-//! fields. When an action is composed the character's `defaults::pose` is dropped, and when a scene
-//! is composed its `defaults::scene` is dropped (the composed document supplies them). When a look
-//! names a LoRA it displaces the character's LoRA in slot 16, so the character's
-//! `lora::lora_triggers` are dropped too.
+//! fields. When an action is composed (slot or extras) the character's `defaults::pose` is dropped,
+//! and when a scene is composed its `defaults::scene` is dropped (the composed document supplies
+//! them). An empty field list counts as "not given". When a look names a LoRA it displaces the
+//! character's LoRA in slot 16, so the character's `lora::lora_triggers` are dropped too.
 //!
 //! Face prompt: character name and expression (when selected), the action's head and eyes, and the
 //! prompt of every detailer with `focus.face`. Hand prompt: the first selected, non-empty of
@@ -256,6 +256,22 @@ impl<'a> Origin<'a> {
             key,
             outfit: None,
         }
+    }
+}
+
+impl Origin<'_> {
+    /// Same field of the same document, by address: a cheap test for reusing a formatted origin.
+    fn same(&self, other: &Origin<'_>) -> bool {
+        let eq = |a: &str, b: &str| std::ptr::eq(a, b);
+        eq(self.category, other.category)
+            && eq(self.slug, other.slug)
+            && eq(self.section, other.section)
+            && eq(self.key, other.key)
+            && match (self.outfit, other.outfit) {
+                (None, None) => true,
+                (Some(a), Some(b)) => eq(a, b),
+                _ => false,
+            }
     }
 }
 
@@ -802,23 +818,23 @@ fn document<'a>(b: &mut Builder<'a>, d: &Doc<'a>, c: Category, all_wardrobe: boo
             }
         }
         Category::Styles => {
-            if let Some(artist) =
-                doc::get(data, &["style", "artist_name"]).and_then(doc::scalar_text)
-            {
-                let origin = Origin::of(d, "style", "artist_name");
-                let artist = artist.trim();
-                let has_by = artist
+            // Each artist (the field may list several) becomes `by <artist>`.
+            let origin = Origin::of(d, "style", "artist_name");
+            let mut artists = Vec::new();
+            doc::for_each_fragment(doc::get(data, &["style", "artist_name"]), &mut |f| {
+                push_tags(&mut artists, f, origin)
+            });
+            for e in artists {
+                let has_by = e
+                    .text
                     .get(..3)
                     .is_some_and(|p| p.eq_ignore_ascii_case("by "));
-                let text = if has_by {
-                    artist.to_owned()
+                if !has_by {
+                    let text = Cow::Owned(format!("by {}", e.text));
+                    b.main.push(Entry { text, origin });
                 } else {
-                    format!("by {artist}")
-                };
-                b.main.push(Entry {
-                    text: Cow::Owned(text),
-                    origin,
-                });
+                    b.main.push(e);
+                }
             }
             let v = doc::get(data, &["style", "artistic_style"]);
             b.field(Dest::Main, v, Origin::of(d, "style", "artistic_style"));
@@ -850,19 +866,14 @@ fn document<'a>(b: &mut Builder<'a>, d: &Doc<'a>, c: Category, all_wardrobe: boo
 
 fn background<'a>(b: &mut Builder<'a>, comp: &Composition<'a>) {
     let colour = comp.character.as_ref().and_then(|c| {
-        Some((
-            c,
-            doc::get(c.data, &["styles", "primary_color"]).and_then(doc::scalar_text)?,
-        ))
+        let colour = doc::get(c.data, &["styles", "primary_color"]).and_then(doc::scalar_text)?;
+        Some((c, colour))
     });
     match colour {
         Some((c, colour)) => {
             let origin = Origin::of(c, "styles", "primary_color (background)");
             let text = format!("{} simple background", colour.trim());
-            b.main.push(Entry {
-                text: Cow::Owned(text),
-                origin,
-            });
+            b.text(Dest::Main, Cow::Owned(text), origin);
         }
         None => b.text(
             Dest::Main,
@@ -956,12 +967,25 @@ fn finish<'a>(b: Builder<'a>, field_selection: FieldSelection) -> BuiltPrompts {
             });
         }
         let text = tags::join(within.kept.iter().map(|&i| entries[i].text.as_ref()));
+        // Neighbouring tags mostly share a field: format each origin once per run.
+        let mut last: Option<(Origin<'_>, String)> = None;
         let sources = within
             .kept
             .iter()
-            .map(|&i| TagSource {
-                tag: entries[i].text.to_string(),
-                source: entries[i].origin.to_string(),
+            .map(|&i| {
+                let e = &entries[i];
+                let source = match &last {
+                    Some((o, s)) if o.same(&e.origin) => s.clone(),
+                    _ => {
+                        let s = e.origin.to_string();
+                        last = Some((e.origin, s.clone()));
+                        s
+                    }
+                };
+                TagSource {
+                    tag: e.text.to_string(),
+                    source,
+                }
             })
             .collect();
         (text, sources)

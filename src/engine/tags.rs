@@ -170,11 +170,42 @@ fn normalise(inner: &str) -> String {
                 out.push(' ');
                 pending_space = false;
             }
-            out.extend(c.to_lowercase());
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
         }
     }
     out
 }
+
+/// FxHash (rustc's hasher): the maps here hold a prompt's own tags, so no untrusted-input
+/// flooding concern, and SipHash would dominate their cost.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
 pub fn tag_info(tag: &str) -> TagInfo {
     let (inner, emphasis) = parse_tag(tag);
@@ -203,7 +234,8 @@ pub struct WithinPlan {
 }
 
 pub fn dedup_within(infos: &[TagInfo]) -> WithinPlan {
-    let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(infos.len());
+    let mut slot_of: FxMap<&str, usize> =
+        FxMap::with_capacity_and_hasher(infos.len(), FxBuild::default());
     let mut kept: Vec<usize> = Vec::with_capacity(infos.len());
     // (dropped, reason, slot); the slot is mapped to its final occupant at the end.
     let mut removed: Vec<(usize, WithinReason, usize)> = Vec::new();
@@ -241,7 +273,8 @@ pub struct CrossPlan {
 }
 
 pub fn cross_dedup(positive: &[TagInfo], negative: &[TagInfo]) -> CrossPlan {
-    let mut counts: HashMap<&str, (usize, usize)> = HashMap::with_capacity(negative.len());
+    let mut counts: FxMap<&str, (usize, usize)> =
+        FxMap::with_capacity_and_hasher(negative.len(), FxBuild::default());
     for n in negative {
         counts.entry(n.key.as_str()).or_default().1 += 1;
     }
@@ -250,7 +283,7 @@ pub fn cross_dedup(positive: &[TagInfo], negative: &[TagInfo]) -> CrossPlan {
             c.0 += 1;
         }
     }
-    let mut budget_pos: HashMap<&str, usize> = HashMap::new();
+    let mut budget_pos: FxMap<&str, usize> = FxMap::default();
     let mut cancelled = Vec::new();
     for n in negative {
         if let Some(&(p, q)) = counts.get(n.key.as_str())
@@ -262,7 +295,7 @@ pub fn cross_dedup(positive: &[TagInfo], negative: &[TagInfo]) -> CrossPlan {
         }
     }
     let mut budget_neg = budget_pos.clone();
-    let keep = |infos: &[TagInfo], budget: &mut HashMap<&str, usize>| -> Vec<bool> {
+    let keep = |infos: &[TagInfo], budget: &mut FxMap<&str, usize>| -> Vec<bool> {
         infos
             .iter()
             .map(|t| match budget.get_mut(t.key.as_str()) {

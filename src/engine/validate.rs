@@ -13,6 +13,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::tags::FxBuild;
+
+type FxMap<K, V> = HashMap<K, V, FxBuild>;
+
 /// The backend's lists (from `/models/*` and `/object_info`); `None` = unknown, not checked.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KnownModels<'a> {
@@ -337,7 +341,8 @@ pub fn validate(workflow: &Value, known: &KnownModels<'_>) -> Result<(), Vec<Val
         return Err(errors);
     };
 
-    let mut schemas: HashMap<&str, &'static NodeSchema> = HashMap::with_capacity(nodes.len());
+    let mut schemas: FxMap<&str, &'static NodeSchema> =
+        FxMap::with_capacity_and_hasher(nodes.len(), FxBuild::default());
     for (id, node) in nodes {
         match node.get("class_type").and_then(Value::as_str) {
             None => errors.push(ValidationError {
@@ -441,7 +446,7 @@ fn check_input(
     spec: &InputSpec,
     v: &Value,
     nodes: &Map<String, Value>,
-    schemas: &HashMap<&str, &'static NodeSchema>,
+    schemas: &FxMap<&str, &'static NodeSchema>,
     known: &KnownModels<'_>,
 ) -> Result<(), Failure> {
     let name = spec.name;
@@ -503,18 +508,12 @@ fn check_input(
                 Value::String(s) => s.trim().parse::<i128>().ok(),
                 _ => None,
             };
-            let Some(n) = n else {
-                return Err(conversion_failure("INT", name, v));
-            };
-            range(
-                name,
-                n as f64,
-                min as f64,
-                max as f64,
-                n.to_string(),
-                min.to_string(),
-                max.to_string(),
-            )
+            match n {
+                None => Err(conversion_failure("INT", name, v)),
+                Some(n) if n < min => Err(smaller(name, n, min)),
+                Some(n) if n > max => Err(bigger(name, n, max)),
+                Some(_) => Ok(()),
+            }
         }
         InputKind::Float { min, max } => {
             let x = match v {
@@ -522,18 +521,12 @@ fn check_input(
                 Value::String(s) => s.trim().parse::<f64>().ok(),
                 _ => None,
             };
-            let Some(x) = x.filter(|x| !x.is_nan()) else {
-                return Err(conversion_failure("FLOAT", name, v));
-            };
-            range(
-                name,
-                x,
-                min,
-                max,
-                format!("{x:?}"),
-                format!("{min:?}"),
-                format!("{max:?}"),
-            )
+            match x.filter(|x| !x.is_nan()) {
+                None => Err(conversion_failure("FLOAT", name, v)),
+                Some(x) if x < min => Err(smaller(name, Float(x), Float(min))),
+                Some(x) if x > max => Err(bigger(name, Float(x), Float(max))),
+                Some(_) => Ok(()),
+            }
         }
         InputKind::Str => match v {
             Value::String(_) => Ok(()),
@@ -547,43 +540,62 @@ fn check_input(
             let Some(s) = v.as_str() else {
                 return Err(conversion_failure("COMBO", name, v));
             };
-            let list: Option<Vec<&str>> = match c {
-                Combo::Checkpoints => known
-                    .checkpoints
-                    .map(|l| l.iter().map(String::as_str).collect()),
-                Combo::Loras => known.loras.map(|l| l.iter().map(String::as_str).collect()),
-                Combo::Vaes => known.vaes.map(|l| l.iter().map(String::as_str).collect()),
-                Combo::Samplers => known
-                    .samplers
-                    .map(|l| l.iter().map(String::as_str).collect()),
-                Combo::Schedulers => known
+            let has = |l: &[String]| l.iter().any(|x| x == s);
+            let allowed = match c {
+                Combo::Checkpoints => known.checkpoints.map(has),
+                Combo::Loras => known.loras.map(has),
+                Combo::Vaes => known.vaes.map(has),
+                Combo::Samplers => known.samplers.map(has),
+                Combo::Schedulers => known.schedulers.map(has),
+                Combo::DetailerSchedulers => known
                     .schedulers
-                    .map(|l| l.iter().map(String::as_str).collect()),
-                Combo::DetailerSchedulers => known.schedulers.map(|l| {
-                    l.iter()
-                        .map(String::as_str)
-                        .chain(IMPACT_SCHEDULERS)
-                        .collect()
-                }),
-                Combo::Detectors => {
-                    if s.starts_with("bbox/") || s.starts_with("segm/") {
-                        None
-                    } else {
-                        Some(vec!["bbox/<model>", "segm/<model>"])
-                    }
-                }
-                Combo::Fixed(values) => Some(values.to_vec()),
+                    .map(|l| has(l) || IMPACT_SCHEDULERS.contains(&s)),
+                Combo::Detectors => Some(s.starts_with("bbox/") || s.starts_with("segm/")),
+                Combo::Fixed(values) => Some(values.contains(&s)),
             };
-            match list {
-                Some(l) if !l.contains(&s) => Err((
-                    ErrorKind::ValueNotInList,
-                    "Value not in list".into(),
-                    format!("{name}: '{s}' not in {}", describe_list(&l)),
-                )),
-                _ => Ok(()),
+            if allowed != Some(false) {
+                return Ok(());
             }
+            let list: Vec<&str> = match c {
+                Combo::Checkpoints => names(known.checkpoints),
+                Combo::Loras => names(known.loras),
+                Combo::Vaes => names(known.vaes),
+                Combo::Samplers => names(known.samplers),
+                Combo::Schedulers => names(known.schedulers),
+                Combo::DetailerSchedulers => {
+                    let mut l: Vec<&str> = names(known.schedulers);
+                    l.extend(IMPACT_SCHEDULERS);
+                    l
+                }
+                Combo::Detectors => vec!["bbox/<model>", "segm/<model>"],
+                Combo::Fixed(values) => values.to_vec(),
+            };
+            Err((
+                ErrorKind::ValueNotInList,
+                "Value not in list".into(),
+                format!("{name}: '{s}' not in {}", describe_list(&list)),
+            ))
         }
     }
+}
+
+/// Formats like Python's `float` repr for the messages (`1000.0`, `0.5`).
+struct Float(f64);
+
+impl fmt::Display for Float {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+fn smaller(name: &str, v: impl fmt::Display, min: impl fmt::Display) -> Failure {
+    let message = format!("Value {v} smaller than min of {min}");
+    (ErrorKind::ValueSmallerThanMin, message, name.into())
+}
+
+fn bigger(name: &str, v: impl fmt::Display, max: impl fmt::Display) -> Failure {
+    let message = format!("Value {v} bigger than max of {max}");
+    (ErrorKind::ValueBiggerThanMax, message, name.into())
 }
 
 fn conversion_failure(ty: &str, name: &str, v: &Value) -> Failure {
@@ -592,32 +604,6 @@ fn conversion_failure(ty: &str, name: &str, v: &Value) -> Failure {
         format!("Failed to convert an input value to a {ty} value"),
         format!("{name}, {v}"),
     )
-}
-
-fn range(
-    name: &str,
-    x: f64,
-    min: f64,
-    max: f64,
-    xs: String,
-    mins: String,
-    maxs: String,
-) -> Result<(), Failure> {
-    if x < min {
-        Err((
-            ErrorKind::ValueSmallerThanMin,
-            format!("Value {xs} smaller than min of {mins}"),
-            name.into(),
-        ))
-    } else if x > max {
-        Err((
-            ErrorKind::ValueBiggerThanMax,
-            format!("Value {xs} bigger than max of {maxs}"),
-            name.into(),
-        ))
-    } else {
-        Ok(())
-    }
 }
 
 /// ComfyUI prints lists up to 20 entries, else their length.
@@ -630,46 +616,49 @@ fn describe_list(l: &[&str]) -> String {
     }
 }
 
-/// A node on a link cycle, if any (iterative DFS over well-formed links only).
+fn names(l: Option<&[String]>) -> Vec<&str> {
+    l.unwrap_or_default().iter().map(String::as_str).collect()
+}
+
+/// The source of a well-formed link to an existing node.
+fn linked<'v>(v: &'v Value, nodes: &Map<String, Value>) -> Option<&'v str> {
+    match v.as_array()?.as_slice() {
+        [src, idx] if idx.is_u64() => src.as_str().filter(|s| nodes.contains_key(*s)),
+        _ => None,
+    }
+}
+
+/// A node on a link cycle, if any (iterative DFS over well-formed links; no allocation per node).
 fn find_cycle(nodes: &Map<String, Value>) -> Option<&str> {
-    let deps = |id: &str| -> Vec<&str> {
+    let inputs = |id: &str| {
         nodes
-            .get(id)
-            .and_then(|n| n.get("inputs"))
-            .and_then(Value::as_object)
-            .map(|inputs| {
-                inputs
-                    .values()
-                    .filter_map(|v| {
-                        let a = v.as_array()?;
-                        if a.len() != 2 || !a[1].is_u64() {
-                            return None;
-                        }
-                        let src = a[0].as_str()?;
-                        nodes.contains_key(src).then_some(src)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+            .get(id)?
+            .get("inputs")?
+            .as_object()
+            .map(|m| m.values())
     };
-    // 0 unvisited, 1 on the stack, 2 done.
-    let mut state: HashMap<&str, u8> = HashMap::with_capacity(nodes.len());
+    // Absent: unvisited; 1: on the DFS stack; 2: finished.
+    let mut state: FxMap<&str, u8> =
+        FxMap::with_capacity_and_hasher(nodes.len(), FxBuild::default());
+    let mut stack = Vec::new();
     for start in nodes.keys() {
         if state.contains_key(start.as_str()) {
             continue;
         }
-        let mut stack: Vec<(&str, Vec<&str>)> = vec![(start.as_str(), deps(start))];
         state.insert(start.as_str(), 1);
+        stack.push((start.as_str(), inputs(start)));
         while let Some((id, pending)) = stack.last_mut() {
             let id: &str = id;
-            match pending.pop() {
-                Some(next) => match state.get(next).copied().unwrap_or(0) {
-                    1 => return Some(next),
-                    2 => {}
-                    _ => {
-                        state.insert(next, 1);
-                        let d = deps(next);
-                        stack.push((next, d));
+            let next = pending
+                .as_mut()
+                .and_then(|it| it.find_map(|v| linked(v, nodes)));
+            match next {
+                Some(dep) => match state.get(dep) {
+                    Some(1) => return Some(dep),
+                    Some(_) => {}
+                    None => {
+                        state.insert(dep, 1);
+                        stack.push((dep, inputs(dep)));
                     }
                 },
                 None => {

@@ -12,13 +12,18 @@
 //! - Slot 16: the look's LoRA when the look names one, else the character's. 17: outfit. 18: action.
 //!   19: among documents that name a LoRA, the page's target category first when it is a style,
 //!   detailer or scene, then style, detailer, scene. A document whose LoRA finds its slot taken is
-//!   reported in the warnings. Generator extras fill slots still free, in list order (looks → 16,
-//!   outfits → 17, actions → 18, styles/detailers/scenes → 19).
+//!   reported in the warnings. Generator extras fill slots still free (looks → 16, outfits → 17,
+//!   actions → 18, styles/detailers/scenes → 19 with the same priority), else list order.
 //! - This one builder serves every page (the original had separate character, scene, detailer,
 //!   style and checkpoint builders): the composition says which documents take part and the target
 //!   category only breaks the slot-19 tie.
-//! - Weights: `lora.lora_weight` for both strengths (see `doc::lora_weight`).
-//! - Checkpoint document: `checkpoint_path` → node 4; `steps` (1..10000), `cfg` (0..100),
+//! - Weights: `lora.lora_weight` for both strengths (see `doc::lora_weight`: default 1.0, numeric
+//!   strings accepted, clamped to −100..100 with a warning).
+//! - Prompts replace `{{POSITIVE_PROMPT}}`, `{{FACE_PROMPT}}`, `{{HAND_PROMPT}}` in 6, 14, 15 (text
+//!   around a placeholder is kept); node 7's text becomes the built negative, which already
+//!   contains the template's negative text.
+//! - Without a checkpoint document (or its `checkpoint_path`) node 4 keeps the template's name and
+//!   a warning says so. Checkpoint document: `checkpoint_path` → node 4; `steps` (1..10000), `cfg` (0..100),
 //!   `sampler_name`, `scheduler` → nodes 3, 11 and 13 (out-of-range values are clamped, unreadable
 //!   ones keep the template's, each with a warning). `vae` empty or `integrated` keeps the
 //!   checkpoint's VAE; any other name adds node 20 and links 8, 11 and 13 to it.
@@ -194,25 +199,37 @@ pub fn assign_loras(comp: &Composition<'_>) -> ([Option<ActiveLora>; 4], Vec<Str
     if let Some(d) = &comp.action {
         offer(LoraSlot::Action, d, &mut warnings);
     }
+    // Slot 19 contenders: the target category first, then style > detailer > scene (stable
+    // sorts keep list order within a category).
+    let rank = |c: Category| match c {
+        _ if Some(c) == comp.target => 0,
+        Category::Styles => 1,
+        Category::Detailers => 2,
+        Category::Scenes => 3,
+        _ => 4,
+    };
     let mut finishers = [
         (Category::Styles, comp.style),
         (Category::Detailers, comp.detailer),
         (Category::Scenes, comp.scene),
     ];
-    // The target category first; the stable sort keeps style > detailer > scene among the rest.
-    finishers.sort_by_key(|(c, _)| Some(*c) != comp.target);
+    finishers.sort_by_key(|(c, _)| rank(*c));
     for (_, d) in finishers {
         if let Some(d) = &d {
             offer(LoraSlot::Style, d, &mut warnings);
         }
     }
-    for d in &comp.extras {
-        if let Some(slot) = Category::parse(d.category)
-            .filter(|c| *c != Category::Characters)
-            .and_then(LoraSlot::for_category)
-        {
-            offer(slot, d, &mut warnings);
-        }
+    let mut extras: Vec<(LoraSlot, u8, &Doc<'_>)> = comp
+        .extras
+        .iter()
+        .filter_map(|d| {
+            let c = Category::parse(d.category).filter(|c| *c != Category::Characters)?;
+            Some((LoraSlot::for_category(c)?, rank(c), d))
+        })
+        .collect();
+    extras.sort_by_key(|(_, r, _)| *r);
+    for (slot, _, d) in extras {
+        offer(slot, d, &mut warnings);
     }
     (slots, warnings)
 }
@@ -248,16 +265,15 @@ fn fill_text(
     let Some(inputs) = inputs_mut(wf, node) else {
         return;
     };
-    let filled = match inputs.get("text").and_then(Value::as_str) {
-        Some(t) if t.contains(placeholder) => t.replace(placeholder, text),
+    match inputs.get_mut("text") {
+        Some(Value::String(t)) if t.contains(placeholder) => *t = t.replace(placeholder, text),
         _ => {
             warnings.push(format!(
                 "template node {node} has no {placeholder}; its text was replaced"
             ));
-            text.to_owned()
+            inputs.insert("text".to_owned(), Value::String(text.to_owned()));
         }
-    };
-    inputs.insert("text".to_owned(), Value::String(filled));
+    }
 }
 
 /// Builds one workflow from the template. Infallible: anything wrong in the result is found by
@@ -268,8 +284,26 @@ pub fn build_workflow(
     prompts: &Prompts,
     opts: &GenerationOptions<'_>,
 ) -> (Value, WorkflowReport) {
-    let mut wf = template.clone();
-    let mut warnings = Vec::new();
+    let (slots, mut warnings) = assign_loras(comp);
+    // Nodes the graph will not contain are never copied: empty LoRA slots, and the detailer
+    // nodes in vanilla mode.
+    let dropped = |id: &str| {
+        (opts.vanilla && DETAILER_NODES.contains(&id))
+            || LoraSlot::ALL
+                .iter()
+                .zip(&slots)
+                .any(|(s, l)| l.is_none() && s.node_id() == id)
+    };
+    let mut wf = match template.as_object() {
+        Some(nodes) => Value::Object(
+            nodes
+                .iter()
+                .filter(|(id, _)| !dropped(id))
+                .map(|(id, node)| (id.clone(), node.clone()))
+                .collect(),
+        ),
+        None => template.clone(),
+    };
 
     fill_text(
         &mut wf,
@@ -300,11 +334,6 @@ pub fn build_workflow(
     }
 
     if opts.vanilla {
-        if let Some(map) = wf.as_object_mut() {
-            for node in DETAILER_NODES {
-                map.remove(node);
-            }
-        }
         set(&mut wf, "9", "images", link("8", 0));
     } else {
         fill_text(
@@ -325,8 +354,6 @@ pub fn build_workflow(
 
     let (checkpoint, vae) = apply_checkpoint(&mut wf, comp.checkpoint.as_ref(), &mut warnings);
 
-    let (slots, lora_warnings) = assign_loras(comp);
-    warnings.extend(lora_warnings);
     let (mut model, mut clip) = (link(CHECKPOINT_NODE, 0), link(CHECKPOINT_NODE, 1));
     let mut loras = Vec::with_capacity(4);
     let mut bypassed = Vec::new();
@@ -342,12 +369,7 @@ pub fn build_workflow(
                 (model, clip) = (link(node, 0), link(node, 1));
                 loras.push(l);
             }
-            None => {
-                if let Some(map) = wf.as_object_mut() {
-                    map.remove(node);
-                }
-                bypassed.push(slot);
-            }
+            None => bypassed.push(slot),
         }
     }
     for node in MODEL_CONSUMERS {
@@ -699,6 +721,20 @@ mod tests {
         let (_, w) = assign_loras(&c);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("outfits/o2"));
+
+        // Slot 19 among extras: style > detailer > scene regardless of list order; target first.
+        let (st, de) = (lora("st"), lora("de"));
+        let mut c = Composition {
+            extras: vec![
+                doc("scenes", "sc", &sc),
+                doc("detailers", "de", &de),
+                doc("styles", "st", &st),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(names(&c)[3], s("styles/st"));
+        c.target = Some(Category::Scenes);
+        assert_eq!(names(&c)[3], s("scenes/sc"));
     }
 
     #[test]

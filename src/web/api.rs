@@ -130,15 +130,6 @@ async fn exec(s: &AppState, cmd: Command) -> Result<Outcome, ApiError> {
     Ok(s.handle.run(Origin::Web, Request::Command(cmd)).await?)
 }
 
-fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from(bytes),
-    )
-        .into_response()
-}
-
 /// The library as of `?at=SEQ`, or now.
 async fn library_at(
     s: &AppState,
@@ -194,23 +185,38 @@ fn list_body(lib: &Library, c: Category) -> Result<Vec<u8>, ApiError> {
     #[derive(Serialize)]
     struct Items<'a> {
         items: Vec<Item<'a>>,
-        seq: u64,
     }
     let items = lib.shelf(c).docs.values().map(item).collect();
-    serde_json::to_vec(&Items {
-        items,
-        seq: lib.seq,
-    })
-    .map_err(ApiError::internal)
+    serde_json::to_vec(&Items { items }).map_err(ApiError::internal)
+}
+
+/// The current list of a category, serialized once per change of that category.
+fn current_list(s: &AppState, c: Category) -> Result<Bytes, ApiError> {
+    let lib = s.handle.library();
+    let generation = lib.shelf(c).generation;
+    let mut cache = s.list_cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((g, bytes)) = cache.get(&c)
+        && *g == generation
+    {
+        return Ok(bytes.clone());
+    }
+    let bytes = Bytes::from(list_body(&lib, c)?);
+    cache.insert(c, (generation, bytes.clone()));
+    Ok(bytes)
 }
 
 async fn list(State(s): State<AppState>, Path(cat): Path<String>, Query(q): Q) -> ApiResult {
     let c = category(&cat)?;
     let body = match library_at(&s, &q).await? {
-        Some(lib) => list_body(&lib, c)?,
-        None => list_body(&s.handle.library(), c)?,
+        Some(lib) => Bytes::from(list_body(&lib, c)?),
+        None => current_list(&s, c)?,
     };
-    Ok(json_bytes(StatusCode::OK, body))
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response())
 }
 
 fn one(lib: &Library, c: Category, slug: &str) -> Result<Value, ApiError> {
@@ -235,10 +241,10 @@ async fn get_one(
 
 fn committed(s: &AppState, c: Category, slug: &str, o: &Outcome, status: StatusCode) -> ApiResult {
     let mut v = one(&s.handle.library(), c, slug)?;
-    if let Value::Object(m) = &mut v {
-        if !o.warnings.is_empty() {
-            m.insert("warnings".into(), json!(o.warnings));
-        }
+    if let Value::Object(m) = &mut v
+        && !o.warnings.is_empty()
+    {
+        m.insert("warnings".into(), json!(o.warnings));
     }
     Ok((status, Json(v)).into_response())
 }

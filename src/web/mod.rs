@@ -17,6 +17,20 @@ pub use error::ApiError;
 pub struct AppState {
     pub handle: Handle,
     pub config: Arc<Config>,
+    /// Serialized category lists, keyed by the shelf generation they were made from.
+    pub list_cache: Arc<std::sync::Mutex<ListCache>>,
+}
+
+pub type ListCache = std::collections::HashMap<crate::category::Category, (u64, axum::body::Bytes)>;
+
+impl AppState {
+    pub fn new(handle: Handle, config: Config) -> AppState {
+        AppState {
+            handle,
+            config: Arc::new(config),
+            list_cache: Arc::default(),
+        }
+    }
 }
 
 /// The whole app as a router (tests can drive it without a socket).

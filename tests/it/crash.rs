@@ -40,13 +40,19 @@ async fn sigkill_during_concurrent_edits_loses_no_acknowledged_edit() {
         let _ = t.await;
     }
     let total: u64 = acked.iter().map(|a| a.load(Ordering::SeqCst)).sum();
-    assert!(total > 20, "the burst made progress before the kill ({total} edits)");
+    assert!(
+        total > 20,
+        "the burst made progress before the kill ({total} edits)"
+    );
 
     g.spawn();
     for (slug, ack) in slugs.iter().zip(&acked) {
         let (status, v) = g.get(&format!("/api/library/characters/{slug}")).await;
         assert_eq!(status, 200, "{slug}");
-        let file = g.data().join("characters").join(v["file"].as_str().unwrap());
+        let file = g
+            .data()
+            .join("characters")
+            .join(v["file"].as_str().unwrap());
         let text = std::fs::read_to_string(&file).unwrap();
         let on_disk: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{slug} does not parse: {e}"));
@@ -54,10 +60,16 @@ async fn sigkill_during_concurrent_edits_loses_no_acknowledged_edit() {
         let n = v["data"]["n"].as_u64().unwrap_or(0);
         let acked = ack.load(Ordering::SeqCst);
         // The one edit in flight at the kill may or may not have committed.
-        assert!(n == acked || n == acked + 1, "{slug}: acknowledged {acked}, found {n}");
+        assert!(
+            n == acked || n == acked + 1,
+            "{slug}: acknowledged {acked}, found {n}"
+        );
     }
     let (_, f) = g.get("/api/failures").await;
     assert_eq!(f["failures"], serde_json::json!([]));
     let (_, v) = g.post("/api/rescan", "").await;
-    assert_eq!(v["events"], 0, "after recovery the disk agrees with the ledger");
+    assert_eq!(
+        v["events"], 0,
+        "after recovery the disk agrees with the ledger"
+    );
 }

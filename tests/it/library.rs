@@ -36,7 +36,11 @@ async fn the_sample_library_is_served_whole_and_a_restart_records_nothing() {
         assert!(items.len() >= min, "{cat} has {} entries", items.len());
     }
     let (_, f) = g.get("/api/failures").await;
-    assert_eq!(f["failures"], json!([]), "the sample library parses cleanly");
+    assert_eq!(
+        f["failures"],
+        json!([]),
+        "the sample library parses cleanly"
+    );
     // The parenthesised id follows the regex: yuna_(ff10) -> yuna_ff10.
     let (status, yuna) = g.get("/api/library/characters/yuna_ff10").await;
     assert_eq!(status, 200);
@@ -44,7 +48,11 @@ async fn the_sample_library_is_served_whole_and_a_restart_records_nothing() {
     assert_eq!(yuna["file"], "yuna_(ff10).json");
     let seq = g.seq().await;
     g.restart();
-    assert_eq!(g.seq().await, seq, "a restart with no changes appends no events");
+    assert_eq!(
+        g.seq().await,
+        seq,
+        "a restart with no changes appends no events"
+    );
     let (status, page) = g.call(reqwest::Method::GET, "/", None).await;
     assert_eq!(status, 200);
     let html = page.as_str().unwrap();
@@ -78,7 +86,11 @@ async fn create_edit_clone_and_delete_write_files_and_keep_history() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["name"], "Crimson Dress");
-    assert!(std::fs::read_to_string(&file).unwrap().contains("Crimson Dress"));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("Crimson Dress")
+    );
     // Time travel: the entry as it was right after it was created.
     let (_, old) = g
         .get(&format!("/api/library/outfits/red_dress?at={created_at}"))
@@ -94,7 +106,9 @@ async fn create_edit_clone_and_delete_write_files_and_keep_history() {
     assert_eq!(c["name"], "Crimson Dress (Copy)");
     assert!(g.data().join("clothing/red_dress_copy.json").exists());
 
-    let (status, _) = g.post("/api/library/outfits", r#"{"outfit_id": "red_dress"}"#).await;
+    let (status, _) = g
+        .post("/api/library/outfits", r#"{"outfit_id": "red_dress"}"#)
+        .await;
     assert_eq!(status, 409, "a second entry with the same slug is refused");
 
     let (status, _) = g.delete("/api/library/outfits/red_dress").await;
@@ -111,7 +125,12 @@ async fn create_edit_clone_and_delete_write_files_and_keep_history() {
         .collect();
     assert_eq!(
         kinds,
-        ["document_created", "document_edited", "document_created", "document_deleted"]
+        [
+            "document_created",
+            "document_edited",
+            "document_created",
+            "document_deleted"
+        ]
     );
     assert_eq!(ev["events"][0]["origin"], "web");
     assert_eq!(ev["events"][1]["slug"], "red_dress");
@@ -168,7 +187,13 @@ const PNG_1X1: &[u8] = &[
 async fn covers_are_validated_saved_served_and_cleared() {
     let g = Gaze::start(Some(&sample_data()), &[]);
     let url = format!("{}/api/library/scenes/beach/cover", g.url);
-    let r = g.http.post(&url).body(b"<svg/>".to_vec()).send().await.unwrap();
+    let r = g
+        .http
+        .post(&url)
+        .body(b"<svg/>".to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let r = g
         .http
@@ -196,8 +221,16 @@ async fn covers_are_validated_saved_served_and_cleared() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     let cover = v["cover"].as_str().unwrap().to_string();
-    assert!(cover.starts_with("/static/uploads/scenes/beach/cover_"), "{cover}");
-    let img = g.http.get(format!("{}{cover}", g.url)).send().await.unwrap();
+    assert!(
+        cover.starts_with("/static/uploads/scenes/beach/cover_"),
+        "{cover}"
+    );
+    let img = g
+        .http
+        .get(format!("{}{cover}", g.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(img.status(), 200);
     assert_eq!(img.bytes().await.unwrap().as_ref(), PNG_1X1);
     assert!(!g.root().join("evil.png").exists());
@@ -220,10 +253,15 @@ async fn preferences_default_fields_settings_and_default_checkpoint() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["extra_positive"], "rain");
     let (status, _) = g
-        .put("/api/library/characters/tifa_lockhart/preferences", r#"{"colour": "red"}"#)
+        .put(
+            "/api/library/characters/tifa_lockhart/preferences",
+            r#"{"colour": "red"}"#,
+        )
         .await;
     assert_eq!(status, 400);
-    let (status, v) = g.put("/api/preferences/generator", r#"{"preview": "x.png"}"#).await;
+    let (status, v) = g
+        .put("/api/preferences/generator", r#"{"preview": "x.png"}"#)
+        .await;
     assert_eq!(status, 200, "{v}");
     let (status, _) = g.get("/api/preferences/elsewhere").await;
     assert_eq!(status, 404);
@@ -235,9 +273,15 @@ async fn preferences_default_fields_settings_and_default_checkpoint() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(v["default_fields"], json!(["identity::hair", "wardrobe::top"]));
+    assert_eq!(
+        v["default_fields"],
+        json!(["identity::hair", "wardrobe::top"])
+    );
     let (status, _) = g
-        .put("/api/library/characters/tifa_lockhart/default_fields", r#"{"fields": ["hair"]}"#)
+        .put(
+            "/api/library/characters/tifa_lockhart/default_fields",
+            r#"{"fields": ["hair"]}"#,
+        )
         .await;
     assert_eq!(status, 400);
 
@@ -245,13 +289,17 @@ async fn preferences_default_fields_settings_and_default_checkpoint() {
     let (status, v) = g
         .put(
             "/api/settings",
-            &format!(r#"{{"llm_provider": "ollama", "llm_model": "qwen3", "llm_key": "{secret}"}}"#),
+            &format!(
+                r#"{{"llm_provider": "ollama", "llm_model": "qwen3", "llm_key": "{secret}"}}"#
+            ),
         )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["llm_key_set"], true);
     assert!(v.get("llm_key").is_none(), "the key is write-only");
-    let (status, _) = g.put("/api/settings", r#"{"llm_provider": "skynet"}"#).await;
+    let (status, _) = g
+        .put("/api/settings", r#"{"llm_provider": "skynet"}"#)
+        .await;
     assert_eq!(status, 400);
     let ledger = std::fs::read(g.ledger_dir().join("gaze.redb")).unwrap();
     assert!(
@@ -270,12 +318,18 @@ async fn preferences_default_fields_settings_and_default_checkpoint() {
     let (_, ckpts) = g.get("/api/library/checkpoints").await;
     let path = ckpts["items"][0]["id"].as_str().unwrap().to_string();
     let (status, v) = g
-        .post("/api/default_checkpoint", &json!({"checkpoint_path": path}).to_string())
+        .post(
+            "/api/default_checkpoint",
+            &json!({"checkpoint_path": path}).to_string(),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(v["default_checkpoint"], path.as_str());
     let (status, _) = g
-        .post("/api/default_checkpoint", r#"{"checkpoint_path": "Noob/missing.safetensors"}"#)
+        .post(
+            "/api/default_checkpoint",
+            r#"{"checkpoint_path": "Noob/missing.safetensors"}"#,
+        )
         .await;
     assert_eq!(status, 404);
 }
@@ -284,7 +338,11 @@ async fn preferences_default_fields_settings_and_default_checkpoint() {
 async fn checkpoint_files_without_json_get_default_documents() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("ckpt");
-    for f in ["Illustrious/newModel_v1.safetensors", "Noob/other.safetensors", "SD15/ignored.safetensors"] {
+    for f in [
+        "Illustrious/newModel_v1.safetensors",
+        "Noob/other.safetensors",
+        "SD15/ignored.safetensors",
+    ] {
         std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
         std::fs::write(root.join(f), b"").unwrap();
     }
@@ -296,7 +354,13 @@ async fn checkpoint_files_without_json_get_default_documents() {
         .iter()
         .map(|i| i["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["Illustrious/newModel_v1.safetensors", "Noob/other.safetensors"]);
+    assert_eq!(
+        ids,
+        [
+            "Illustrious/newModel_v1.safetensors",
+            "Noob/other.safetensors"
+        ]
+    );
     let (_, d) = g
         .get("/api/library/checkpoints/Illustrious_newModel_v1_safetensors")
         .await;
@@ -315,24 +379,96 @@ async fn checkpoint_files_without_json_get_default_documents() {
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let g = Gaze::start(Some(&sample_data()), &[]);
     let seq = g.seq().await;
-    let listing = std::fs::read_dir(g.data().join("characters")).unwrap().count();
+    let listing = std::fs::read_dir(g.data().join("characters"))
+        .unwrap()
+        .count();
     let cases: Vec<(reqwest::Method, &str, Option<&str>, u16)> = vec![
-        (reqwest::Method::POST, "/api/library/characters", Some("{not json"), 400),
-        (reqwest::Method::POST, "/api/library/characters", Some("[1,2]"), 400),
-        (reqwest::Method::POST, "/api/library/characters", Some(""), 400),
-        (reqwest::Method::POST, "/api/library/characters", Some("{}"), 400),
-        (reqwest::Method::POST, "/api/library/characters", Some(r#"{"character_id": 7}"#), 400),
-        (reqwest::Method::POST, "/api/library/characters", Some(r#"{"character_id": "../../etc/passwd"}"#), 201),
-        (reqwest::Method::POST, "/api/library/weapons", Some("{}"), 404),
-        (reqwest::Method::GET, "/api/library/characters/nobody", None, 404),
-        (reqwest::Method::GET, "/api/library/characters/..%2F..%2Fetc", None, 404),
-        (reqwest::Method::PUT, "/api/library/characters/nobody", Some("{}"), 404),
-        (reqwest::Method::PUT, "/api/library/characters/tifa_lockhart", Some(r#"{"character_id": "someone_else"}"#), 400),
-        (reqwest::Method::DELETE, "/api/library/characters/nobody", None, 404),
-        (reqwest::Method::GET, "/api/library/characters?at=yesterday", None, 400),
+        (
+            reqwest::Method::POST,
+            "/api/library/characters",
+            Some("{not json"),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/library/characters",
+            Some("[1,2]"),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/library/characters",
+            Some(""),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/library/characters",
+            Some("{}"),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/library/characters",
+            Some(r#"{"character_id": 7}"#),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/library/characters",
+            Some(r#"{"character_id": "../../etc/passwd"}"#),
+            201,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/library/weapons",
+            Some("{}"),
+            404,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/library/characters/nobody",
+            None,
+            404,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/library/characters/..%2F..%2Fetc",
+            None,
+            404,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/library/characters/nobody",
+            Some("{}"),
+            404,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/library/characters/tifa_lockhart",
+            Some(r#"{"character_id": "someone_else"}"#),
+            400,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/library/characters/nobody",
+            None,
+            404,
+        ),
+        (
+            reqwest::Method::GET,
+            "/api/library/characters?at=yesterday",
+            None,
+            400,
+        ),
         (reqwest::Method::GET, "/api/events?after=-1", None, 400),
         (reqwest::Method::GET, "/api/nothing/here", None, 404),
-        (reqwest::Method::PUT, "/api/settings", Some(r#"{"llm_url": 5}"#), 400),
+        (
+            reqwest::Method::PUT,
+            "/api/settings",
+            Some(r#"{"llm_url": 5}"#),
+            400,
+        ),
     ];
     for (method, path, body, want) in cases {
         let (status, v) = g.call(method.clone(), path, body).await;
@@ -348,7 +484,9 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(g.seq().await, seq + 1);
     assert!(g.data().join("characters/etcpasswd.json").exists());
     assert_eq!(
-        std::fs::read_dir(g.data().join("characters")).unwrap().count(),
+        std::fs::read_dir(g.data().join("characters"))
+            .unwrap()
+            .count(),
         listing + 1
     );
 }

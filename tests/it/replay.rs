@@ -59,18 +59,36 @@ fn replaying_the_ledger_from_seq_one_rebuilds_an_identical_library() {
         slug: "tifa_lockhart".into(),
         path: "uploads/characters/tifa_lockhart/c.png".into(),
     }));
+    // A snapshot in the middle: what follows is replayed on top of it.
+    h.snapshot_now();
+    let mid = h.library().seq;
+    run(Request::Command(Command::Edit {
+        category: Category::Scenes,
+        slug: "s1".into(),
+        doc: obj(json!({"scene_name": "After the snapshot"})),
+    }));
     std::fs::write(data.join("styles/broken.json"), "{").unwrap();
     run(Request::Rescan(vec![Category::Styles]));
     let live = h.library().clone();
     assert!(live.seq > 60);
     let replayed = replay(h.ledger(), u64::MAX).unwrap();
-    assert_eq!(replayed, live, "a fresh fold of every event equals the live projection");
+    assert_eq!(
+        replayed, live,
+        "a fresh fold of every event equals the live projection"
+    );
     // And a reopened handle (a restart) agrees too.
     drop(h);
     let h = Handle::open(&ledger, paths).unwrap();
     assert_eq!(*h.library(), live);
-    // Time travel never changes anything.
+    // Time travel never changes anything, from before or after the snapshot.
     let early = h.library_at(10).unwrap();
+    assert_eq!(early, replay(h.ledger(), 10).unwrap());
     assert_eq!(early.seq, 10);
+    let later = h.library_at(mid + 1).unwrap();
+    assert_eq!(later, replay(h.ledger(), mid + 1).unwrap());
+    assert_eq!(
+        later.get(Category::Scenes, "s1").unwrap().name,
+        "After the snapshot"
+    );
     assert_eq!(*h.library(), live);
 }

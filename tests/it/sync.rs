@@ -67,8 +67,16 @@ async fn a_broken_file_is_a_recorded_failure_and_is_never_touched() {
         .await
     );
     let (_, f) = g.get("/api/failures").await;
-    assert_eq!(f["failures"][0]["file"], "data/characters/tifa_lockhart.json");
-    assert!(f["failures"][0]["error"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(
+        f["failures"][0]["file"],
+        "data/characters/tifa_lockhart.json"
+    );
+    assert!(
+        f["failures"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
     // The last good version stays in the library, and the file is left as the user wrote it.
     let (_, tifa) = g.get("/api/library/characters/tifa_lockhart").await;
     let good_json: serde_json::Value = serde_json::from_str(&good).unwrap();
@@ -144,7 +152,11 @@ async fn the_apps_own_writes_are_not_ingested_again() {
     tokio::time::sleep(SECOND).await;
     let (_, v) = g.post("/api/rescan", "").await;
     assert_eq!(v["events"], 0, "disk already agrees with the ledger");
-    assert_eq!(g.seq().await, before + 5, "only the five edits were recorded");
+    assert_eq!(
+        g.seq().await,
+        before + 5,
+        "only the five edits were recorded"
+    );
 }
 
 #[tokio::test]
@@ -168,7 +180,10 @@ async fn a_second_gaze_on_the_same_ledger_exits_with_a_clear_message() {
     let g = Gaze::start(None, &[]);
     let (status, stderr) = g.run_to_exit();
     assert!(!status.success());
-    assert!(stderr.contains("in use by another running gaze"), "{stderr}");
+    assert!(
+        stderr.contains("in use by another running gaze"),
+        "{stderr}"
+    );
     // The first one is unaffected.
     assert_eq!(g.get("/api/health").await.0, 200);
 }
@@ -192,10 +207,21 @@ async fn start_up_sync_records_only_what_changed_while_stopped() {
         .iter()
         .rev()
         .take(2)
-        .map(|e| (e["type"].as_str().unwrap().into(), e["slug"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["slug"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert!(startup.contains(&("document_synced".into(), "sitting".into())), "{startup:?}");
-    assert!(startup.contains(&("file_vanished".into(), "watercolor".into())), "{startup:?}");
+    assert!(
+        startup.contains(&("document_synced".into(), "sitting".into())),
+        "{startup:?}"
+    );
+    assert!(
+        startup.contains(&("file_vanished".into(), "watercolor".into())),
+        "{startup:?}"
+    );
     assert_eq!(
         name_of(&g, "/api/library/actions/sitting").await.as_deref(),
         Some("Sitting (edited offline)")

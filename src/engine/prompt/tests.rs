@@ -387,6 +387,10 @@ fn style_artist_prefix() {
             "sketch",
         ),
         (json!({"style": {"artist_name": "byakuya"}}), "by byakuya"),
+        (
+            json!({"style": {"artist_name": "wlop, By sakimichan", "artistic_style": ["ink", "sketch"]}}),
+            "by wlop, By sakimichan, ink, sketch",
+        ),
         (json!({"style": null}), ""),
         (json!({"style": {"artist_name": 42}}), "by 42"),
     ];
