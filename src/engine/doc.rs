@@ -230,7 +230,7 @@ pub struct Wardrobe<'v> {
 
 /// Resolves `wardrobe`: flat (legacy: a map of wardrobe keys) or nested (a map of outfit name →
 /// outfit map, detected by any object value). For nested, the active outfit is `requested` when it
-/// exists, else `"default"`, else the first outfit in key order (serde_json maps iterate sorted).
+/// exists, else `"default"`, else the first outfit in the file's key order (GAZE keeps key order).
 pub fn resolve_wardrobe<'v>(
     wardrobe: Option<&'v Value>,
     requested: Option<&str>,
@@ -418,7 +418,8 @@ mod tests {
 
         let no_default = json!({"zeta": {"top": "z"}, "alpha": {"top": "a"}, "note": "x"});
         let w = resolve_wardrobe(Some(&no_default), None).and_then(|w| w.outfit.map(str::to_owned));
-        assert_eq!(w.as_deref(), Some("alpha"));
+        // GAZE keeps JSON keys in file order (serde_json `preserve_order`): the first written wins.
+        assert_eq!(w.as_deref(), Some("zeta"));
 
         for bad in [json!(null), json!("x"), json!([1])] {
             assert!(resolve_wardrobe(Some(&bad), None).is_none());

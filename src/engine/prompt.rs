@@ -277,17 +277,27 @@ impl Origin<'_> {
 
 impl fmt::Display for Origin<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+impl Origin<'_> {
+    /// `category/slug section::key (outfit o)`, built without the formatting machinery (this runs
+    /// once per explained tag).
+    fn render(&self) -> String {
+        let len = self.category.len() + self.slug.len() + self.section.len() + self.key.len();
+        let mut out = String::with_capacity(len + self.outfit.map_or(0, str::len) + 16);
         if !self.category.is_empty() {
-            write!(f, "{}/{} ", self.category, self.slug)?;
+            out.extend([self.category, "/", self.slug, " "]);
         }
         if !self.section.is_empty() {
-            write!(f, "{}::", self.section)?;
+            out.extend([self.section, "::"]);
         }
-        f.write_str(self.key)?;
+        out.push_str(self.key);
         if let Some(o) = self.outfit {
-            write!(f, " (outfit {o})")?;
+            out.extend([" (outfit ", o, ")"]);
         }
-        Ok(())
+        out
     }
 }
 
@@ -921,7 +931,7 @@ fn finish<'a>(b: Builder<'a>, field_selection: FieldSelection) -> BuiltPrompts {
             removed.push(RemovedTag {
                 prompt,
                 tag: e.text.into_owned(),
-                source: e.origin.to_string(),
+                source: e.origin.render(),
                 reason: RemovalKind::CrossCancelled,
                 detail: format!(
                     "'{}' is {p}× in the positive and {n}× in the negative; {} cancelled on each side",
@@ -961,7 +971,7 @@ fn finish<'a>(b: Builder<'a>, field_selection: FieldSelection) -> BuiltPrompts {
             removed.push(RemovedTag {
                 prompt,
                 tag: e.text.to_string(),
-                source: e.origin.to_string(),
+                source: e.origin.render(),
                 reason,
                 detail,
             });
@@ -977,7 +987,7 @@ fn finish<'a>(b: Builder<'a>, field_selection: FieldSelection) -> BuiltPrompts {
                 let source = match &last {
                     Some((o, s)) if o.same(&e.origin) => s.clone(),
                     _ => {
-                        let s = e.origin.to_string();
+                        let s = e.origin.render();
                         last = Some((e.origin, s.clone()));
                         s
                     }

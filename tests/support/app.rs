@@ -98,7 +98,10 @@ impl Gaze {
     /// (for start-up failures).
     pub fn run_to_exit(&self) -> (std::process::ExitStatus, String) {
         let out = self.command().stderr(Stdio::piped()).output().unwrap();
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Starts the process and waits for its "listening" line.

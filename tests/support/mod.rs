@@ -2,3 +2,4 @@
 //! `comfy_standin`) a ComfyUI that speaks the real wire format.
 
 pub mod app;
+pub mod comfy_standin;
