@@ -3,11 +3,13 @@
 
 pub mod app;
 pub mod category;
+pub mod comfy;
 pub mod command;
 pub mod config;
 pub mod engine;
 pub mod event;
 pub mod files;
+pub mod generate;
 pub mod handle;
 pub mod ledger;
 pub mod library;

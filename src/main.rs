@@ -7,6 +7,10 @@ gaze — prompt-asset library and ComfyUI generation
 
 usage:
   gaze [serve] [options]     serve the app (default: the bundled library at http://127.0.0.1:5000)
+  gaze preview --category C --slug S [--character SLUG|__random__] [--seed N] [--fields a::b,c::d]
+               [--checkpoint PATH] [--width W] [--height H] [--extra-positive T] [--extra-negative T]
+               [--vanilla] [--data DIR]
+                             print the prompts, the workflow and where every tag came from, as JSON
   gaze synth --out DIR [--count N] [--seed S] [--loras N]
                              write a synthetic library (N documents per category) for benchmarks
   gaze help
@@ -19,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let (cmd, rest) = match args.first().map(String::as_str) {
         Some("serve") => ("serve", &args[1..]),
         Some("synth") => ("synth", &args[1..]),
+        Some("preview") => ("preview", &args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{HELP}{SERVE_HELP}");
             return std::process::ExitCode::SUCCESS;
@@ -27,6 +32,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cmd {
         "synth" => synth(rest),
+        "preview" => preview(rest),
         _ => serve(rest),
     };
     match result {
@@ -87,5 +93,55 @@ fn synth(args: &[String]) -> Result<(), String> {
             gaze::synth::write_lora_tree(&out.join("loras"), loras).map_err(|e| e.to_string())?;
         println!("wrote {n} LoRA files under {}", out.join("loras").display());
     }
+    Ok(())
+}
+
+fn preview(args: &[String]) -> Result<(), String> {
+    let mut body = serde_json::Map::new();
+    let mut data = std::path::PathBuf::from("data");
+    let mut vanilla = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--vanilla" {
+            vanilla = true;
+            continue;
+        }
+        let v = it.next().cloned().ok_or(format!("{a} needs a value"))?;
+        let key = match a.as_str() {
+            "--data" => {
+                data = v.into();
+                continue;
+            }
+            "--category" | "--slug" | "--character" | "--checkpoint" => &a[2..],
+            "--extra-positive" => "extra_positive",
+            "--extra-negative" => "extra_negative",
+            "--seed" | "--width" | "--height" => {
+                let n: u64 = v.parse().map_err(|_| format!("{a}: not a whole number"))?;
+                body.insert(a[2..].to_string(), n.into());
+                continue;
+            }
+            "--fields" => {
+                let list: Vec<serde_json::Value> = v
+                    .split(',')
+                    .map(|f| serde_json::Value::String(f.trim().to_string()))
+                    .collect();
+                body.insert("fields".into(), list.into());
+                continue;
+            }
+            other => return Err(format!("unknown option '{other}'")),
+        };
+        body.insert(key.to_string(), v.into());
+    }
+    let req = gaze::generate::GenRequest::from_json(&body)?;
+    let lib = gaze::sync::library_from_disk(&data);
+    let backend = gaze::generate::Backend {
+        vanilla,
+        ..Default::default()
+    };
+    let seed = (u128::from(ulid::Ulid::generate()) as u64) & gaze::generate::MAX_RANDOM_SEED;
+    let resolved =
+        gaze::generate::resolve(&lib, &req, seed, &backend).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&resolved.preview()).map_err(|e| e.to_string())?;
+    println!("{text}");
     Ok(())
 }

@@ -75,6 +75,33 @@ pub fn observe_files(data: &Path, c: Category, names: &[String]) -> Vec<Observat
         .collect()
 }
 
+/// A library read straight from `data/`, with no ledger (for read-only tools such as
+/// `gaze preview`, which must work while a server holds the ledger).
+pub fn library_from_disk(data: &Path) -> crate::library::Library {
+    let mut lib = crate::library::Library::default();
+    for c in Category::ALL {
+        let cmd = crate::command::Command::Sync {
+            category: c,
+            observations: observe_category(data, c, &[]),
+            complete: true,
+        };
+        let events = crate::command::decide(&lib, &cmd).unwrap_or_default();
+        for event in events {
+            let seq = lib.seq + 1;
+            lib.apply(&crate::event::Stored {
+                seq,
+                envelope: crate::event::Envelope {
+                    id: u128::from(seq),
+                    at: 0,
+                    origin: Origin::Cli,
+                    event,
+                },
+            });
+        }
+    }
+    lib
+}
+
 /// Maps a changed path to the category file it is, if it is one.
 pub fn classify(data: &Path, path: &Path) -> Option<(Category, String)> {
     let rel = path.strip_prefix(data).ok()?;

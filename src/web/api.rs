@@ -5,6 +5,7 @@ use super::{ApiError, AppState};
 use crate::category::{Category, is_slug};
 use crate::command::{Command, Refusal};
 use crate::event::{Origin, Source};
+use crate::generate::{self, GenRequest};
 use crate::handle::{Outcome, Request};
 use crate::library::{Entry, Library};
 use crate::{models, settings, uploads};
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
             "/api/library/{category}/{slug}/cover",
             post(upload_cover).layer(DefaultBodyLimit::disable()),
         )
+        .route("/api/preview", post(preview))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
 }
 
@@ -664,6 +666,25 @@ async fn set_default_checkpoint(State(s): State<AppState>, body: Bytes) -> ApiRe
     };
     exec(&s, Command::SetDefaultCheckpoint { path }).await?;
     Ok(Json(json!({"default_checkpoint": s.handle.library().default_checkpoint})).into_response())
+}
+
+// ---- generation ------------------------------------------------------------------------
+
+/// A fresh random seed (the one place a seed is drawn; the engine only takes seeds).
+pub fn random_seed() -> u64 {
+    (u128::from(ulid::Ulid::generate()) as u64) & generate::MAX_RANDOM_SEED
+}
+
+async fn preview(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let m = json_object(&body)?;
+    let req = GenRequest::from_json(&m).map_err(ApiError::bad)?;
+    let resolved = generate::resolve(
+        &s.handle.library(),
+        &req,
+        random_seed(),
+        &generate::Backend::default(),
+    )?;
+    Ok(Json(resolved.preview()).into_response())
 }
 
 // ---- ledger ----------------------------------------------------------------------------

@@ -4,7 +4,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod comfy;
 mod crash;
+mod engine;
+mod generate;
 mod library;
 mod replay;
 mod sync;
