@@ -50,7 +50,24 @@ pub async fn serve(
         None
     };
     sync::start_periodic_rescan(handle.clone(), config.rescan_every);
-    let state = web::AppState::new(handle.clone(), config);
+    if config.paused {
+        handle
+            .run(
+                Origin::Startup,
+                Request::Command(crate::command::Command::PauseQueue { paused: true }),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let live = crate::reactor::start(
+        handle.clone(),
+        crate::reactor::ReactorOptions {
+            backends: config.comfy.clone(),
+            uploads: config.uploads.clone(),
+            ..Default::default()
+        },
+    )?;
+    let state = web::AppState::new(handle.clone(), config, Some(live));
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");

@@ -3,7 +3,8 @@
 //! needs IO (reading files, saving uploads) is done first and put into the command.
 
 use crate::category::{Category, SlugRule, slugify};
-use crate::event::{DocBody, Event, Source, content_hash};
+use crate::event::{DocBody, Event, JobSpec, Source, content_hash};
+use crate::jobs::JobState;
 use crate::library::Library;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -76,6 +77,33 @@ pub enum Command {
     },
     SetDefaultCheckpoint {
         path: Option<String>,
+    },
+    /// Queue generation jobs (ids are ULIDs chosen by the caller).
+    Enqueue {
+        jobs: Vec<(u128, JobSpec)>,
+    },
+    CancelJob {
+        job: u128,
+    },
+    /// Run a finished job again as a new job linked to it.
+    RetryJob {
+        job: u128,
+        new_job: u128,
+    },
+    PauseQueue {
+        paused: bool,
+    },
+    StartEndless {
+        endless: u128,
+        request: String,
+    },
+    StopEndless {
+        endless: u128,
+    },
+    /// What the reactor saw happen. Facts that no longer apply (the job was cancelled
+    /// meanwhile, the entry deleted) are dropped rather than refused.
+    Record {
+        events: Vec<Event>,
     },
 }
 
@@ -270,7 +298,132 @@ pub fn decide(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
             }
             Ok(vec![Event::DefaultCheckpointSet { path: path.clone() }])
         }
+        Command::Enqueue { .. }
+        | Command::CancelJob { .. }
+        | Command::RetryJob { .. }
+        | Command::PauseQueue { .. }
+        | Command::StartEndless { .. }
+        | Command::StopEndless { .. }
+        | Command::Record { .. } => decide_jobs(lib, cmd),
     }
+}
+
+fn job_id_text(id: u128) -> String {
+    ulid::Ulid::from(id).to_string()
+}
+
+fn decide_jobs(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
+    let jobs = &lib.jobs;
+    let known = |id: u128| {
+        jobs.get(id)
+            .ok_or_else(|| Refusal::NotFound(format!("no job {}", job_id_text(id))))
+    };
+    match cmd {
+        Command::Enqueue { jobs: new } => {
+            let mut events = Vec::with_capacity(new.len());
+            for (id, spec) in new {
+                if jobs.get(*id).is_some() {
+                    return Err(Refusal::Conflict(format!(
+                        "job {} exists",
+                        job_id_text(*id)
+                    )));
+                }
+                events.push(Event::JobRequested {
+                    job: *id,
+                    spec: spec.clone(),
+                });
+            }
+            Ok(events)
+        }
+        Command::CancelJob { job } => {
+            let j = known(*job)?;
+            if j.state.is_terminal() {
+                return Err(Refusal::Conflict(format!(
+                    "job {} is already {}",
+                    job_id_text(*job),
+                    j.state.status()
+                )));
+            }
+            Ok(vec![Event::JobCancelled { job: *job }])
+        }
+        Command::RetryJob { job, new_job } => {
+            let j = known(*job)?;
+            if !j.state.is_terminal() {
+                return Err(Refusal::Conflict(format!(
+                    "job {} is still {}; cancel it first",
+                    job_id_text(*job),
+                    j.state.status()
+                )));
+            }
+            let mut spec = (*j.spec).clone();
+            spec.retry_of = Some(*job);
+            spec.endless = None;
+            Ok(vec![Event::JobRequested {
+                job: *new_job,
+                spec,
+            }])
+        }
+        Command::PauseQueue { paused } => Ok(if jobs.paused == *paused {
+            Vec::new()
+        } else {
+            vec![Event::QueuePaused { paused: *paused }]
+        }),
+        Command::StartEndless { endless, request } => Ok(vec![Event::EndlessStarted {
+            endless: *endless,
+            request: request.clone(),
+        }]),
+        Command::StopEndless { endless } => {
+            if !jobs.endless.contains_key(endless) {
+                return Err(Refusal::NotFound(format!(
+                    "no endless generation {}",
+                    job_id_text(*endless)
+                )));
+            }
+            Ok(vec![Event::EndlessStopped { endless: *endless }])
+        }
+        Command::Record { events } => Ok(decide_record(lib, events)),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Keeps the reactor's facts that still make sense, in order.
+fn decide_record(lib: &Library, events: &[Event]) -> Vec<Event> {
+    let mut state: HashMap<u128, JobState> = HashMap::new();
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let current = e.job().and_then(|id| {
+            state
+                .get(&id)
+                .copied()
+                .or(lib.jobs.get(id).map(|j| j.state))
+        });
+        let next = match (e, current) {
+            (Event::JobSubmitted { .. }, Some(JobState::Queued | JobState::Submitted)) => {
+                Some(JobState::Submitted)
+            }
+            (Event::JobSucceeded { .. }, Some(JobState::Submitted)) => Some(JobState::Succeeded),
+            (Event::JobFailed { retryable, .. }, Some(JobState::Submitted | JobState::Queued)) => {
+                Some(if *retryable {
+                    JobState::Queued
+                } else {
+                    JobState::Failed
+                })
+            }
+            (Event::JobSetAside { .. }, Some(JobState::Submitted | JobState::Queued)) => {
+                Some(JobState::SetAside)
+            }
+            (Event::CoverSet { category, slug, .. }, _) if lib.get(*category, slug).is_some() => {
+                out.push(e.clone());
+                continue;
+            }
+            _ => None,
+        };
+        if let (Some(next), Some(id)) = (next, e.job()) {
+            state.insert(id, next);
+            out.push(e.clone());
+        }
+    }
+    out
 }
 
 /// A field selector is `section::key` with both parts non-empty.

@@ -19,6 +19,8 @@ pub struct Config {
     pub rescan_every: Duration,
     pub watch_debounce: Duration,
     pub watch: bool,
+    /// Start with the job queue paused (`--paused`).
+    pub paused: bool,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             rescan_every: Duration::from_secs(30),
             watch_debounce: Duration::from_millis(300),
             watch: true,
+            paused: false,
         }
     }
 }
@@ -50,7 +53,8 @@ gaze serve [options]
   --checkpoints DIR    checkpoint root holding Illustrious/ and Noob/ (GAZE_CHECKPOINTS)
   --loras DIR          LoRA root holding Illustrious/<Category>/ (GAZE_LORAS)
   --rescan-secs N      periodic full rescan interval (default 30)
-  --no-watch           do not watch data/ for outside edits (periodic rescans still run)";
+  --no-watch           do not watch data/ for outside edits (periodic rescans still run)
+  --paused             start with the job queue paused";
 
 fn ledger_file(p: PathBuf) -> PathBuf {
     if p.extension().is_some_and(|e| e == "redb") {
@@ -119,6 +123,7 @@ impl Config {
                     c.rescan_every = Duration::from_secs(n.max(1));
                 }
                 "--no-watch" => c.watch = false,
+                "--paused" => c.paused = true,
                 other => return Err(format!("unknown option '{other}'\n\n{SERVE_HELP}")),
             }
         }

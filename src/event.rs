@@ -134,6 +134,70 @@ pub enum Event {
     DefaultCheckpointSet {
         path: Option<String>,
     },
+    /// A generation was asked for, with everything needed to run it.
+    JobRequested {
+        job: u128,
+        spec: JobSpec,
+    },
+    /// The reactor handed the job to a backend (or found it already there).
+    JobSubmitted {
+        job: u128,
+        backend: String,
+        prompt_id: String,
+        attempt: u32,
+        /// The backend lacked the Impact Pack, so the detailer nodes were dropped.
+        vanilla: bool,
+    },
+    /// The job's images were saved (paths relative to the static root).
+    JobSucceeded {
+        job: u128,
+        images: Vec<String>,
+    },
+    /// An attempt failed. `retryable` attempts go back to the queue.
+    JobFailed {
+        job: u128,
+        error: String,
+        node: Option<String>,
+        retryable: bool,
+    },
+    /// Failed the same way too often: kept, not retried any more.
+    JobSetAside {
+        job: u128,
+        reason: String,
+    },
+    JobCancelled {
+        job: u128,
+    },
+    QueuePaused {
+        paused: bool,
+    },
+    /// Endless generation: keep making jobs from `request` (a generation request as JSON).
+    EndlessStarted {
+        endless: u128,
+        request: String,
+    },
+    EndlessStopped {
+        endless: u128,
+    },
+}
+
+/// What a job is for and how to run it. Frozen shape (see `Event`).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct JobSpec {
+    /// A short human description, e.g. `characters/tifa_lockhart`.
+    pub label: String,
+    /// The library entry the images belong to; `None` for the generator.
+    pub target: Option<(Category, String)>,
+    /// Whether the first image becomes the target's cover (the original's `replace`).
+    pub set_cover: bool,
+    /// The recipe as JSON text: prompts, workflow, seed, checkpoint, LoRAs, document versions.
+    pub recipe: String,
+    /// The generation request as JSON text, to run it again with today's library.
+    pub request: String,
+    /// Jobs made together (a strengths sweep, "generate missing covers").
+    pub batch: Option<u128>,
+    pub retry_of: Option<u128>,
+    pub endless: Option<u128>,
 }
 
 impl Event {
@@ -153,6 +217,28 @@ impl Event {
             Event::PreferenceSet { .. } => "preference_set",
             Event::SettingsChanged { .. } => "settings_changed",
             Event::DefaultCheckpointSet { .. } => "default_checkpoint_set",
+            Event::JobRequested { .. } => "job_requested",
+            Event::JobSubmitted { .. } => "job_submitted",
+            Event::JobSucceeded { .. } => "job_succeeded",
+            Event::JobFailed { .. } => "job_failed",
+            Event::JobSetAside { .. } => "job_set_aside",
+            Event::JobCancelled { .. } => "job_cancelled",
+            Event::QueuePaused { .. } => "queue_paused",
+            Event::EndlessStarted { .. } => "endless_started",
+            Event::EndlessStopped { .. } => "endless_stopped",
+        }
+    }
+
+    /// The job the event is about, if any.
+    pub fn job(&self) -> Option<u128> {
+        match self {
+            Event::JobRequested { job, .. }
+            | Event::JobSubmitted { job, .. }
+            | Event::JobSucceeded { job, .. }
+            | Event::JobFailed { job, .. }
+            | Event::JobSetAside { job, .. }
+            | Event::JobCancelled { job } => Some(*job),
+            _ => None,
         }
     }
 
@@ -188,6 +274,24 @@ impl Event {
             body.remove("json");
             body.insert("bytes".into(), len.into());
         }
+        for key in ["job", "endless"] {
+            if let Some(id) = self.id_field(key) {
+                map.insert(key.into(), ulid::Ulid::from(id).to_string().into());
+            }
+        }
+        if let Event::JobRequested { spec, .. } = self {
+            map.insert(
+                "spec".into(),
+                serde_json::json!({
+                    "label": spec.label,
+                    "target": spec.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
+                    "set_cover": spec.set_cover,
+                    "batch": spec.batch.map(|b| ulid::Ulid::from(b).to_string()),
+                    "retry_of": spec.retry_of.map(|b| ulid::Ulid::from(b).to_string()),
+                    "endless": spec.endless.map(|b| ulid::Ulid::from(b).to_string()),
+                }),
+            );
+        }
         if let Some(c) = map.get_mut("category")
             && let Some(cat) = self.subject().map(|s| s.0).or(self.category())
         {
@@ -195,6 +299,17 @@ impl Event {
         }
         map.insert("type".into(), self.kind().into());
         map
+    }
+
+    fn id_field(&self, key: &str) -> Option<u128> {
+        match (self, key) {
+            (_, "job") => self.job(),
+            (
+                Event::EndlessStarted { endless, .. } | Event::EndlessStopped { endless },
+                "endless",
+            ) => Some(*endless),
+            _ => None,
+        }
     }
 
     /// The category the event changes, if any.
@@ -381,6 +496,47 @@ mod tests {
             Event::DefaultCheckpointSet {
                 path: Some("Illustrious/a.safetensors".into()),
             },
+            Event::JobRequested {
+                job: 7,
+                spec: JobSpec {
+                    label: "characters/s".into(),
+                    target: Some((c, "s".into())),
+                    set_cover: true,
+                    recipe: "{\"seed\":1}".into(),
+                    request: "{\"category\":\"characters\",\"slug\":\"s\"}".into(),
+                    batch: Some(9),
+                    retry_of: None,
+                    endless: Some(11),
+                },
+            },
+            Event::JobSubmitted {
+                job: 7,
+                backend: "http://127.0.0.1:8188".into(),
+                prompt_id: "00000000-0000-0000-0000-000000000007".into(),
+                attempt: 1,
+                vanilla: false,
+            },
+            Event::JobSucceeded {
+                job: 7,
+                images: vec!["uploads/characters/s/x_0.png".into()],
+            },
+            Event::JobFailed {
+                job: 7,
+                error: "node 4: header too small".into(),
+                node: Some("4".into()),
+                retryable: true,
+            },
+            Event::JobSetAside {
+                job: 7,
+                reason: "failed 3 times".into(),
+            },
+            Event::JobCancelled { job: 7 },
+            Event::QueuePaused { paused: true },
+            Event::EndlessStarted {
+                endless: 11,
+                request: "{}".into(),
+            },
+            Event::EndlessStopped { endless: 11 },
         ];
         for e in &all {
             match e {
@@ -396,7 +552,16 @@ mod tests {
                 | Event::DefaultFieldsSaved { .. }
                 | Event::PreferenceSet { .. }
                 | Event::SettingsChanged { .. }
-                | Event::DefaultCheckpointSet { .. } => {}
+                | Event::DefaultCheckpointSet { .. }
+                | Event::JobRequested { .. }
+                | Event::JobSubmitted { .. }
+                | Event::JobSucceeded { .. }
+                | Event::JobFailed { .. }
+                | Event::JobSetAside { .. }
+                | Event::JobCancelled { .. }
+                | Event::QueuePaused { .. }
+                | Event::EndlessStarted { .. }
+                | Event::EndlessStopped { .. } => {}
             }
         }
         all

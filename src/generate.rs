@@ -276,6 +276,48 @@ pub fn resolve(
     seed: u64,
     backend: &Backend<'_>,
 ) -> Result<Resolved, Refusal> {
+    resolve_inner(lib, req, seed, backend, None).map(|(r, _)| r)
+}
+
+/// A strengths sweep of the target's LoRA: one resolved generation per weight in
+/// `min..=max` by `step`, everything else fixed.
+pub fn resolve_sweep(
+    lib: &Library,
+    req: &GenRequest,
+    seed: u64,
+    backend: &Backend<'_>,
+    range: (f64, f64, f64),
+) -> Result<Vec<(f64, Resolved)>, Refusal> {
+    let (base, steps) = resolve_inner(lib, req, seed, backend, Some(range))?;
+    Ok(steps
+        .into_iter()
+        .map(|(weight, workflow)| {
+            let mut r = base.clone();
+            r.generation.workflow = workflow;
+            for l in &mut r.generation.report.loras {
+                if Some(l.slot) == sweep_slot(req) {
+                    l.weight = weight;
+                }
+            }
+            (weight, r)
+        })
+        .collect())
+}
+
+fn sweep_slot(req: &GenRequest) -> Option<engine::workflow::LoraSlot> {
+    let (c, _) = req.target.as_ref()?;
+    engine::workflow::LoraSlot::for_category(engine::Category::parse(c.key())?)
+}
+
+type Swept = Vec<(f64, Value)>;
+
+fn resolve_inner(
+    lib: &Library,
+    req: &GenRequest,
+    seed: u64,
+    backend: &Backend<'_>,
+    sweep: Option<(f64, f64, f64)>,
+) -> Result<(Resolved, Swept), Refusal> {
     let mut req = req.clone();
     let target = match &req.target {
         Some((c, s)) => Some((*c, entry(lib, *c, s)?)),
@@ -422,7 +464,27 @@ pub fn resolve(
         filename_prefix: Some(&prefix),
         known: backend.known,
     };
-    let generation = engine::generate(&comp, &opts).map_err(|e| Refusal::Invalid(e.to_string()))?;
+    let (generation, swept) = match sweep {
+        None => (
+            engine::generate(&comp, &opts).map_err(|e| Refusal::Invalid(e.to_string()))?,
+            Vec::new(),
+        ),
+        Some((min, max, step)) => {
+            let slot = sweep_slot(&req).ok_or_else(|| {
+                Refusal::Invalid(
+                    "a strengths sweep needs a target whose category has a LoRA".into(),
+                )
+            })?;
+            let s = engine::strengths_sweep(&comp, &opts, slot, min, max, step)
+                .map_err(|e| Refusal::Invalid(e.to_string()))?;
+            let steps = s
+                .steps
+                .into_iter()
+                .map(|st| (st.weight, st.workflow))
+                .collect();
+            (s.base, steps)
+        }
+    };
     let checkpoint = docs
         .iter()
         .find(|d| d.category == Category::Checkpoints)
@@ -432,16 +494,19 @@ pub fn resolve(
                 .and_then(Value::as_str)
                 .map(String::from)
         });
-    Ok(Resolved {
-        generation,
-        seed,
-        width,
-        height,
-        versions,
-        checkpoint,
-        character,
-        replace_cover: req.replace_cover,
-    })
+    Ok((
+        Resolved {
+            generation,
+            seed,
+            width,
+            height,
+            versions,
+            checkpoint,
+            character,
+            replace_cover: req.replace_cover,
+        },
+        swept,
+    ))
 }
 
 /// Fills the request from a preset document (seed, size, slots, fields, prompts), leaving what
@@ -509,4 +574,42 @@ fn apply_preset(req: &mut GenRequest, preset: &Entry) -> Result<(), Refusal> {
     req.width = req.width.or(num("width").map(|n| n as u32));
     req.height = req.height.or(num("height").map(|n| n as u32));
     Ok(())
+}
+
+/// A job for a request given as JSON text (endless generation keeps its request as text).
+pub fn job_from_json(
+    lib: &Library,
+    request: &str,
+    seed: u64,
+    endless: Option<u128>,
+) -> Result<crate::event::JobSpec, String> {
+    let m: Map<String, Value> =
+        serde_json::from_str(request).map_err(|e| format!("the request does not parse: {e}"))?;
+    let req = GenRequest::from_json(&m)?;
+    let resolved = resolve(lib, &req, seed, &Backend::default()).map_err(|e| e.to_string())?;
+    let mut spec = job_spec(&req, &resolved, &m);
+    spec.endless = endless;
+    Ok(spec)
+}
+
+/// The job for a resolved request.
+pub fn job_spec(
+    req: &GenRequest,
+    resolved: &Resolved,
+    request: &Map<String, Value>,
+) -> crate::event::JobSpec {
+    let label = match &req.target {
+        Some((c, s)) => format!("{}/{s}", c.key()),
+        None => "generator".to_string(),
+    };
+    crate::event::JobSpec {
+        label,
+        target: req.target.clone(),
+        set_cover: resolved.replace_cover,
+        recipe: resolved.recipe().to_string(),
+        request: Value::Object(request.clone()).to_string(),
+        batch: None,
+        retry_of: None,
+        endless: None,
+    }
 }

@@ -63,6 +63,8 @@ pub struct Library {
     /// Non-secret settings as JSON object text.
     pub settings: String,
     pub default_checkpoint: Option<String>,
+    /// Generation jobs (not rewound by a restore).
+    pub jobs: crate::jobs::Jobs,
 }
 
 impl Default for Library {
@@ -73,6 +75,7 @@ impl Default for Library {
             preferences: BTreeMap::new(),
             settings: "{}".into(),
             default_checkpoint: None,
+            jobs: crate::jobs::Jobs::default(),
         }
     }
 }
@@ -203,6 +206,17 @@ impl Library {
             }
             Event::SettingsChanged { json, .. } => self.settings.clone_from(json),
             Event::DefaultCheckpointSet { path } => self.default_checkpoint.clone_from(path),
+            Event::JobRequested { .. }
+            | Event::JobSubmitted { .. }
+            | Event::JobSucceeded { .. }
+            | Event::JobFailed { .. }
+            | Event::JobSetAside { .. }
+            | Event::JobCancelled { .. }
+            | Event::QueuePaused { .. }
+            | Event::EndlessStarted { .. }
+            | Event::EndlessStopped { .. } => {
+                self.jobs.apply(seq, stored.envelope.at, stored.event());
+            }
         }
     }
 }
@@ -245,7 +259,7 @@ impl Shelf {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 1;
+const SNAPSHOT_V: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
@@ -273,6 +287,7 @@ struct Snap {
     preferences: Vec<(String, Vec<(String, String)>)>,
     settings: String,
     default_checkpoint: Option<String>,
+    jobs: crate::jobs::Jobs,
 }
 
 impl Library {
@@ -318,6 +333,7 @@ impl Library {
                 .collect(),
             settings: self.settings.clone(),
             default_checkpoint: self.default_checkpoint.clone(),
+            jobs: self.jobs.clone(),
         };
         let mut out = vec![SNAPSHOT_V];
         if let Ok(b) = bincode::serde::encode_to_vec(&snap, bincode::config::standard()) {
@@ -377,6 +393,7 @@ impl Library {
                 .collect(),
             settings: snap.settings,
             default_checkpoint: snap.default_checkpoint,
+            jobs: snap.jobs,
         })
     }
 }

@@ -1165,3 +1165,45 @@ fn timing_probe() {
         p50(&mut || drop(std::hint::black_box(validate(&wf, &o.known))))
     );
 }
+
+#[test]
+fn a_built_workflow_made_vanilla_matches_the_vanilla_build() {
+    let docs = sample_docs_for_vanilla();
+    let comp = Composition {
+        character: Some(Doc {
+            category: "characters",
+            slug: "c",
+            data: &docs[0],
+        }),
+        checkpoint: Some(Doc {
+            category: "checkpoints",
+            slug: "k",
+            data: &docs[1],
+        }),
+        ..Composition::default()
+    };
+    let mut opts = GenerationOptions {
+        seed: 7,
+        width: 832,
+        height: 1216,
+        ..GenerationOptions::default()
+    };
+    let full = generate(&comp, &opts).unwrap().workflow;
+    opts.vanilla = true;
+    let vanilla = generate(&comp, &opts).unwrap().workflow;
+    let stripped = super::workflow::to_vanilla(&full).unwrap();
+    assert_eq!(stripped, vanilla);
+    assert!(super::validate(&stripped, &KnownModels::default()).is_ok());
+    assert!(super::workflow::to_vanilla(&vanilla).is_none());
+}
+
+fn sample_docs_for_vanilla() -> Vec<Value> {
+    vec![
+        serde_json::json!({"character_id": "c", "character_name": "C",
+                "identity": {"hair": "red hair", "hands": "gloves"},
+                "defaults": {"expression": "smile"},
+                "lora": {"lora_name": "Illustrious/Looks/c.safetensors", "lora_weight": 0.8}}),
+        serde_json::json!({"checkpoint_path": "Illustrious/x.safetensors", "steps": 20,
+                "cfg": 5, "sampler_name": "euler", "scheduler": "normal", "vae": "integrated"}),
+    ]
+}

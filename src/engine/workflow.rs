@@ -562,6 +562,88 @@ pub fn set_lora_weight(wf: &mut Value, slot: LoraSlot, weight: f64) {
     set(wf, slot.node_id(), "strength_clip", Value::from(weight));
 }
 
+/// Classes that need the Impact Pack (and its Subpack).
+pub const IMPACT_CLASSES: [&str; 2] = ["FaceDetailer", "UltralyticsDetectorProvider"];
+
+/// An already-built workflow made runnable on vanilla ComfyUI: every Impact Pack node is removed,
+/// links to a FaceDetailer's image go to the image it was given, and nodes that only fed the
+/// removed ones (the detailer prompts) go too. `None` when there is nothing to remove.
+pub fn to_vanilla(wf: &Value) -> Option<Value> {
+    let nodes = wf.as_object()?;
+    let is_impact = |n: &Value| {
+        n.get("class_type")
+            .and_then(Value::as_str)
+            .is_some_and(|c| IMPACT_CLASSES.contains(&c))
+    };
+    let removed: Vec<&String> = nodes
+        .iter()
+        .filter(|(_, n)| is_impact(n))
+        .map(|(id, _)| id)
+        .collect();
+    if removed.is_empty() {
+        return None;
+    }
+    // Where a removed detailer's image came from, following chains of detailers.
+    let source_of = |mut link: Value| {
+        for _ in 0..nodes.len() {
+            let Some(id) = link.get(0).and_then(Value::as_str) else {
+                break;
+            };
+            match nodes.get(id) {
+                Some(n) if is_impact(n) => match n.get("inputs").and_then(|i| i.get("image")) {
+                    Some(next) => link = next.clone(),
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        link
+    };
+    let mut out = serde_json::Map::new();
+    for (id, node) in nodes {
+        if removed.contains(&id) {
+            continue;
+        }
+        let mut node = node.clone();
+        if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_object_mut) {
+            for v in inputs.values_mut() {
+                let points_to_removed = v
+                    .get(0)
+                    .and_then(Value::as_str)
+                    .is_some_and(|src| removed.iter().any(|r| r.as_str() == src));
+                if v.is_array() && points_to_removed {
+                    *v = source_of(v.clone());
+                }
+            }
+        }
+        out.insert(id.clone(), node);
+    }
+    // Drop nodes nothing uses any more, unless they are outputs (SaveImage).
+    loop {
+        let used: std::collections::HashSet<String> = out
+            .values()
+            .filter_map(|n| n.get("inputs").and_then(Value::as_object))
+            .flat_map(|i| i.values())
+            .filter_map(|v| v.get(0).and_then(Value::as_str).map(String::from))
+            .collect();
+        let orphans: Vec<String> = out
+            .iter()
+            .filter(|(id, n)| {
+                !used.contains(id.as_str())
+                    && n.get("class_type").and_then(Value::as_str) != Some("SaveImage")
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if orphans.is_empty() {
+            break;
+        }
+        for id in orphans {
+            out.remove(&id);
+        }
+    }
+    Some(Value::Object(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ type ApiResult = Result<Response, ApiError>;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/api/health", get(health))
         .route("/api/events", get(events))
         .route("/api/rescan", post(rescan_all))
@@ -57,7 +58,6 @@ pub fn routes() -> Router<AppState> {
             post(upload_cover).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/preview", post(preview))
-        .route("/api/{*rest}", axum::routing::any(api_not_found))
 }
 
 async fn api_not_found(Path(rest): Path<String>) -> ApiError {

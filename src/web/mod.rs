@@ -3,6 +3,7 @@
 
 mod api;
 mod error;
+mod jobs;
 mod pages;
 
 use crate::config::Config;
@@ -19,16 +20,19 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Serialized category lists, keyed by the shelf generation they were made from.
     pub list_cache: Arc<std::sync::Mutex<ListCache>>,
+    /// The reactor's live state; `None` when no reactor runs (tools, tests of the API alone).
+    pub live: Option<crate::reactor::Live>,
 }
 
 pub type ListCache = std::collections::HashMap<crate::category::Category, (u64, axum::body::Bytes)>;
 
 impl AppState {
-    pub fn new(handle: Handle, config: Config) -> AppState {
+    pub fn new(handle: Handle, config: Config, live: Option<crate::reactor::Live>) -> AppState {
         AppState {
             handle,
             config: Arc::new(config),
             list_cache: Arc::default(),
+            live,
         }
     }
 }
@@ -39,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     let statics = tower_http::services::ServeDir::new(&state.config.static_dir);
     Router::new()
         .merge(api::routes())
+        .merge(jobs::routes())
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
         .nest_service("/static", statics)

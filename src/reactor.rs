@@ -1,0 +1,1020 @@
+//! The job reactor: the only code that drives ComfyUI. It reads the jobs projection, hands queued
+//! jobs to the healthiest, least busy backend, watches them there, saves their images, and
+//! records every outcome as an event. Its own state (which backend is up, why a job waits, live
+//! progress) is derived and kept in memory only; the ledger is the record.
+//!
+//! No job is lost and none runs twice: a job's ComfyUI `prompt_id` is derived from its id (and
+//! its retry round), and before any POST the reactor asks the backend whether it already has
+//! that id, in history or in its queue. It posts only when neither knows it.
+
+use crate::comfy::{self, Backend, ComfyError, Known, Outcome};
+use crate::command::Command;
+use crate::event::{Event, Origin};
+use crate::handle::{Handle, Request};
+use crate::jobs::{Job, JobState};
+use crate::{engine, files, generate, png};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+/// Identical execution errors after which a job is set aside.
+pub const SAME_FAILURE_LIMIT: usize = 3;
+/// Failed executions of any kind after which a job is set aside.
+pub const FAILURE_LIMIT: usize = 5;
+
+#[derive(Clone, Debug)]
+pub struct ReactorOptions {
+    pub backends: Vec<String>,
+    pub uploads: PathBuf,
+    /// The WebSocket client id GAZE submits under (progress for its prompts comes to it).
+    pub client_id: String,
+    /// Jobs one backend holds at a time (queued or running there).
+    pub max_in_flight: usize,
+    /// How often in-flight jobs are checked when no progress message says they finished.
+    pub poll: Duration,
+}
+
+impl Default for ReactorOptions {
+    fn default() -> Self {
+        ReactorOptions {
+            backends: vec!["http://127.0.0.1:8188".into()],
+            uploads: "static/uploads".into(),
+            client_id: "gaze".into(),
+            max_in_flight: 16,
+            poll: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What a backend looks like from here.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BackendStatus {
+    pub url: String,
+    pub healthy: bool,
+    /// Whether FaceDetailer and its detector provider are installed; `None` until asked.
+    pub impact_pack: Option<bool>,
+    pub version: Option<String>,
+    pub in_flight: usize,
+    pub error: Option<String>,
+}
+
+/// A live update for browsers. Not stored.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveEvent {
+    Progress {
+        job: String,
+        node: Option<String>,
+        value: u64,
+        max: u64,
+    },
+    Waiting {
+        job: String,
+        reason: String,
+    },
+    Backends {
+        backends: Vec<BackendStatus>,
+    },
+}
+
+#[derive(Default)]
+struct LiveState {
+    waiting: HashMap<u128, String>,
+    progress: HashMap<u128, (Option<String>, u64, u64)>,
+    backends: Vec<BackendStatus>,
+}
+
+/// The reactor's derived state, shared with the web layer.
+#[derive(Clone)]
+pub struct Live {
+    state: Arc<Mutex<LiveState>>,
+    tx: broadcast::Sender<LiveEvent>,
+}
+
+impl Live {
+    fn new(urls: &[String]) -> Live {
+        let (tx, _) = broadcast::channel(1024);
+        let backends = urls
+            .iter()
+            .map(|u| BackendStatus {
+                url: u.clone(),
+                healthy: false,
+                impact_pack: None,
+                version: None,
+                in_flight: 0,
+                error: Some("not checked yet".into()),
+            })
+            .collect();
+        Live {
+            state: Arc::new(Mutex::new(LiveState {
+                backends,
+                ..LiveState::default()
+            })),
+            tx,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.tx.subscribe()
+    }
+
+    /// Why a queued job is waiting, if it is.
+    pub fn waiting(&self, job: u128) -> Option<String> {
+        self.lock().waiting.get(&job).cloned()
+    }
+
+    /// The last progress of a running job: (node, step, of).
+    pub fn progress(&self, job: u128) -> Option<(Option<String>, u64, u64)> {
+        self.lock().progress.get(&job).cloned()
+    }
+
+    pub fn backends(&self) -> Vec<BackendStatus> {
+        self.lock().backends.clone()
+    }
+
+    fn set_waiting(&self, job: u128, reason: Option<String>) {
+        let mut s = self.lock();
+        let changed = match &reason {
+            Some(r) => s.waiting.insert(job, r.clone()).as_ref() != Some(r),
+            None => s.waiting.remove(&job).is_some(),
+        };
+        drop(s);
+        if let (true, Some(reason)) = (changed, reason) {
+            let _ = self.tx.send(LiveEvent::Waiting {
+                job: ulid::Ulid::from(job).to_string(),
+                reason,
+            });
+        }
+    }
+}
+
+struct Slot {
+    backend: Backend,
+    healthy: bool,
+    impact: Option<bool>,
+    version: Option<String>,
+    error: Option<String>,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+impl Slot {
+    fn down(&mut self, e: &ComfyError) {
+        self.healthy = false;
+        self.error = Some(e.summary());
+        self.retry_at = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// A job the reactor has handed to a backend.
+#[derive(Clone, Debug)]
+struct Tracked {
+    slot: usize,
+    prompt_id: String,
+}
+
+struct Reactor {
+    handle: Handle,
+    opts: ReactorOptions,
+    slots: Vec<Slot>,
+    tracked: HashMap<u128, Tracked>,
+    /// Prompt ids whose progress says they are over: check them now.
+    finished_hint: HashSet<String>,
+    live: Live,
+}
+
+/// Starts the reactor on the current tokio runtime.
+pub fn start(handle: Handle, opts: ReactorOptions) -> Result<Live, String> {
+    let mut slots = Vec::new();
+    for url in &opts.backends {
+        slots.push(Slot {
+            backend: Backend::new(url)?,
+            healthy: false,
+            impact: None,
+            version: None,
+            error: None,
+            retry_at: Instant::now(),
+            backoff: Duration::from_millis(250),
+        });
+    }
+    let live = Live::new(&opts.backends);
+    let reactor = Reactor {
+        handle,
+        opts,
+        slots,
+        tracked: HashMap::new(),
+        finished_hint: HashSet::new(),
+        live: live.clone(),
+    };
+    tokio::spawn(reactor.run());
+    Ok(live)
+}
+
+fn job_text(id: u128) -> String {
+    ulid::Ulid::from(id).to_string()
+}
+
+/// The prompt id of a job's current retry round: a fresh id after each failed execution, so a
+/// retry is not mistaken for the failed run in ComfyUI's history.
+pub fn prompt_id(job: &Job) -> String {
+    let round = job.failures.len() as u64;
+    if round == 0 {
+        return comfy::prompt_id_for(job.id);
+    }
+    // A full 128-bit mask per round: unlike adding the round, it cannot land on a
+    // neighbouring job's id.
+    let mask = (u128::from(engine::doc::splitmix64(round)) << 64)
+        | u128::from(engine::doc::splitmix64(round ^ 0x5eed));
+    comfy::prompt_id_for(job.id ^ mask)
+}
+
+impl Reactor {
+    async fn run(mut self) {
+        let mut events = self.handle.subscribe();
+        let (ptx, mut prx) = mpsc::unbounded_channel();
+        let mut watchers = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            watchers.push(slot.backend.watch_progress(
+                &self.opts.client_id,
+                tx,
+                std::future::pending::<()>(),
+            ));
+            let ptx = ptx.clone();
+            tokio::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    if ptx.send((i, p)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        loop {
+            let progressed = self.step().await;
+            if progressed {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let wait = if self.tracked.is_empty() {
+                Duration::from_secs(1)
+            } else {
+                self.opts.poll
+            };
+            let next_retry = self
+                .slots
+                .iter()
+                .filter(|s| !s.healthy)
+                .map(|s| s.retry_at.saturating_duration_since(Instant::now()))
+                .min()
+                .unwrap_or(wait);
+            tokio::select! {
+                r = events.recv() => {
+                    if let Err(broadcast::error::RecvError::Closed) = r {
+                        break;
+                    }
+                }
+                Some((_, p)) = prx.recv() => self.on_progress(p),
+                _ = tokio::time::sleep(wait.min(next_retry).max(Duration::from_millis(5))) => {}
+            }
+        }
+        for w in watchers {
+            w.abort();
+        }
+    }
+
+    fn job_of_prompt(&self, prompt_id: &str) -> Option<u128> {
+        self.tracked
+            .iter()
+            .find(|(_, t)| t.prompt_id == prompt_id)
+            .map(|(id, _)| *id)
+    }
+
+    fn on_progress(&mut self, p: comfy::Progress) {
+        match p {
+            comfy::Progress::Step {
+                prompt_id,
+                node,
+                value,
+                max,
+            } => {
+                if let Some(job) = self.job_of_prompt(&prompt_id) {
+                    self.live
+                        .lock()
+                        .progress
+                        .insert(job, (node.clone(), value, max));
+                    let _ = self.live.tx.send(LiveEvent::Progress {
+                        job: job_text(job),
+                        node,
+                        value,
+                        max,
+                    });
+                }
+            }
+            comfy::Progress::Finished { prompt_id }
+            | comfy::Progress::Error { prompt_id, .. }
+            | comfy::Progress::Interrupted { prompt_id, .. } => {
+                self.finished_hint.insert(prompt_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn publish_backends(&self) {
+        let statuses: Vec<BackendStatus> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| BackendStatus {
+                url: s.backend.url().to_string(),
+                healthy: s.healthy,
+                impact_pack: s.impact,
+                version: s.version.clone(),
+                in_flight: self.tracked.values().filter(|t| t.slot == i).count(),
+                error: s.error.clone(),
+            })
+            .collect();
+        let mut live = self.live.lock();
+        if live.backends != statuses {
+            live.backends = statuses.clone();
+            drop(live);
+            let _ = self
+                .live
+                .tx
+                .send(LiveEvent::Backends { backends: statuses });
+        }
+    }
+
+    /// One pass over everything. Returns whether anything moved.
+    async fn step(&mut self) -> bool {
+        self.check_health().await;
+        let mut events = Vec::new();
+        self.follow_cancellations().await;
+        self.adopt();
+        let checked = self.check_in_flight(&mut events).await;
+        self.top_up_endless().await;
+        let dispatched = self.dispatch(&mut events).await;
+        self.publish_backends();
+        if events.is_empty() {
+            return false;
+        }
+        let n = events.len();
+        match self
+            .handle
+            .run(
+                Origin::Reactor,
+                Request::Command(Command::Record { events }),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => tracing::error!("reactor could not record {n} outcome(s): {e}"),
+        }
+        checked || dispatched
+    }
+
+    async fn check_health(&mut self) {
+        let now = Instant::now();
+        for slot in self
+            .slots
+            .iter_mut()
+            .filter(|s| !s.healthy && s.retry_at <= now)
+        {
+            match slot.backend.system_stats().await {
+                Ok(stats) => {
+                    let mut impact = true;
+                    for class in engine::workflow::IMPACT_CLASSES {
+                        match slot.backend.has_node(class).await {
+                            Ok(has) => impact &= has,
+                            Err(e) => {
+                                slot.down(&e);
+                                continue;
+                            }
+                        }
+                    }
+                    if slot.error.is_some() || !slot.healthy {
+                        tracing::info!(
+                            "ComfyUI at {} is up (Impact Pack: {impact})",
+                            slot.backend.url()
+                        );
+                    }
+                    slot.healthy = true;
+                    slot.impact = Some(impact);
+                    slot.version = stats.comfyui_version;
+                    slot.error = None;
+                    slot.backoff = Duration::from_millis(250);
+                }
+                Err(e) => {
+                    tracing::debug!("ComfyUI at {} is down: {}", slot.backend.url(), e.summary());
+                    slot.down(&e);
+                }
+            }
+        }
+    }
+
+    /// Cancelled jobs that are still at a backend: take them out of its queue or interrupt them.
+    async fn follow_cancellations(&mut self) {
+        let cancelled: Vec<(u128, Tracked)> = {
+            let lib = self.handle.library();
+            self.tracked
+                .iter()
+                .filter(|(id, _)| {
+                    lib.jobs
+                        .get(**id)
+                        .is_none_or(|j| j.state == JobState::Cancelled)
+                })
+                .map(|(id, t)| (*id, t.clone()))
+                .collect()
+        };
+        for (id, t) in cancelled {
+            if let Some(slot) = self.slots.get(t.slot) {
+                match slot.backend.cancel(&t.prompt_id).await {
+                    Ok(found) => {
+                        tracing::info!("cancelled job {} at ComfyUI ({found:?})", job_text(id))
+                    }
+                    Err(e) => tracing::warn!(
+                        "could not cancel job {} at ComfyUI: {}",
+                        job_text(id),
+                        e.summary()
+                    ),
+                }
+            }
+            self.tracked.remove(&id);
+            self.live.lock().progress.remove(&id);
+        }
+    }
+
+    /// Submitted jobs the reactor does not follow yet (after a restart) are followed again.
+    fn adopt(&mut self) {
+        let lib = self.handle.library();
+        for id in &lib.jobs.submitted {
+            if self.tracked.contains_key(id) {
+                continue;
+            }
+            let Some(job) = lib.jobs.get(*id) else {
+                continue;
+            };
+            let (Some(url), Some(pid)) = (&job.backend, &job.prompt_id) else {
+                continue;
+            };
+            let slot = self
+                .slots
+                .iter()
+                .position(|s| s.backend.url() == url.trim_end_matches('/'))
+                // A backend no longer configured: the first one is asked instead.
+                .unwrap_or(0);
+            self.tracked.insert(
+                *id,
+                Tracked {
+                    slot,
+                    prompt_id: pid.clone(),
+                },
+            );
+        }
+    }
+
+    /// Asks each backend about the jobs it holds and finishes the ones that ended.
+    async fn check_in_flight(&mut self, events: &mut Vec<Event>) -> bool {
+        let mut moved = false;
+        for i in 0..self.slots.len() {
+            let mine: Vec<(u128, Tracked)> = self
+                .tracked
+                .iter()
+                .filter(|(_, t)| t.slot == i)
+                .map(|(id, t)| (*id, t.clone()))
+                .collect();
+            if mine.is_empty() || !self.slots[i].healthy {
+                continue;
+            }
+            let backend = self.slots[i].backend.clone();
+            let queue = match backend.queue().await {
+                Ok(q) => q,
+                Err(e) => {
+                    self.slots[i].down(&e);
+                    continue;
+                }
+            };
+            let held: HashSet<&String> = queue.running.iter().chain(&queue.pending).collect();
+            for (id, t) in mine {
+                if held.contains(&t.prompt_id) && !self.finished_hint.contains(&t.prompt_id) {
+                    continue;
+                }
+                let outcome = match backend.history(&t.prompt_id).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.slots[i].down(&e);
+                        break;
+                    }
+                };
+                self.finished_hint.remove(&t.prompt_id);
+                match outcome {
+                    None if held.contains(&t.prompt_id) => {}
+                    None => {
+                        // ComfyUI forgot it (a restart): send it again, same prompt id.
+                        let job = self.handle.library().jobs.get(id).cloned();
+                        if let Some(job) = job {
+                            moved |= self.submit(i, &job, &t.prompt_id, events).await;
+                        }
+                    }
+                    Some(outcome) => {
+                        moved = true;
+                        self.finish(i, id, outcome, events).await;
+                    }
+                }
+            }
+        }
+        moved
+    }
+
+    /// Turns an ended prompt into events.
+    async fn finish(&mut self, slot: usize, id: u128, outcome: Outcome, events: &mut Vec<Event>) {
+        let Some(job) = self.handle.library().jobs.get(id).cloned() else {
+            self.tracked.remove(&id);
+            return;
+        };
+        match outcome {
+            Outcome::Success { images } => {
+                let backend = self.slots[slot].backend.clone();
+                let mut saved = Vec::new();
+                for (n, image) in images.iter().enumerate() {
+                    match backend.view(image).await {
+                        Ok(bytes) => match save_image(&self.opts.uploads, &job, n, bytes).await {
+                            Ok(path) => saved.push(path),
+                            Err(e) => {
+                                tracing::error!("job {}: {e}", job_text(id));
+                                return;
+                            }
+                        },
+                        Err(e) if e.retryable() => {
+                            self.slots[slot].down(&e);
+                            return;
+                        }
+                        Err(e) => {
+                            events.push(Event::JobFailed {
+                                job: id,
+                                error: format!("ComfyUI lost the image: {}", e.summary()),
+                                node: Some(image.node_id.clone()),
+                                retryable: true,
+                            });
+                            self.tracked.remove(&id);
+                            return;
+                        }
+                    }
+                }
+                if saved.is_empty() {
+                    events.push(Event::JobFailed {
+                        job: id,
+                        error: "the workflow finished without saving an image".into(),
+                        node: None,
+                        retryable: false,
+                    });
+                } else {
+                    if let (true, Some((category, slug))) = (job.spec.set_cover, &job.spec.target) {
+                        events.push(Event::CoverSet {
+                            category: *category,
+                            slug: slug.clone(),
+                            path: saved[0].clone(),
+                        });
+                    }
+                    events.push(Event::JobSucceeded {
+                        job: id,
+                        images: saved,
+                    });
+                }
+            }
+            Outcome::Failed { ref node_id, .. } => {
+                let error = outcome.summary();
+                let same = job.failures.iter().filter(|f| **f == error).count() + 1;
+                if same >= SAME_FAILURE_LIMIT || job.failures.len() + 1 >= FAILURE_LIMIT {
+                    events.push(Event::JobFailed {
+                        job: id,
+                        error: error.clone(),
+                        node: node_id.clone(),
+                        retryable: true,
+                    });
+                    events.push(Event::JobSetAside {
+                        job: id,
+                        reason: format!(
+                            "set aside after {} failed runs; last: {error}",
+                            job.failures.len() + 1
+                        ),
+                    });
+                } else {
+                    events.push(Event::JobFailed {
+                        job: id,
+                        error,
+                        node: node_id.clone(),
+                        retryable: true,
+                    });
+                }
+            }
+            Outcome::Interrupted { node_id } => {
+                if job.state != JobState::Cancelled {
+                    events.push(Event::JobFailed {
+                        job: id,
+                        error: "interrupted in ComfyUI".into(),
+                        node: node_id,
+                        retryable: false,
+                    });
+                }
+            }
+        }
+        self.tracked.remove(&id);
+        self.live.lock().progress.remove(&id);
+    }
+
+    /// Posts a job to a backend unless the backend already has it. Returns whether it moved.
+    async fn submit(&mut self, slot: usize, job: &Job, pid: &str, events: &mut Vec<Event>) -> bool {
+        let backend = self.slots[slot].backend.clone();
+        let vanilla = self.slots[slot].impact == Some(false);
+        // Ask first: an earlier run of the app may have posted it before it could record that.
+        let known = match backend.lookup(pid).await {
+            Ok(k) => k,
+            Err(e) => {
+                self.slots[slot].down(&e);
+                return false;
+            }
+        };
+        let submitted = Event::JobSubmitted {
+            job: job.id,
+            backend: backend.url().to_string(),
+            prompt_id: pid.to_string(),
+            attempt: job.attempts + 1,
+            vanilla,
+        };
+        match known {
+            Known::Pending | Known::Running => {
+                events.push(submitted);
+                self.tracked.insert(
+                    job.id,
+                    Tracked {
+                        slot,
+                        prompt_id: pid.to_string(),
+                    },
+                );
+                return true;
+            }
+            Known::Finished(outcome) => {
+                events.push(submitted);
+                self.tracked.insert(
+                    job.id,
+                    Tracked {
+                        slot,
+                        prompt_id: pid.to_string(),
+                    },
+                );
+                self.finish(slot, job.id, outcome, events).await;
+                return true;
+            }
+            Known::Unknown => {}
+        }
+        let workflow = match job_workflow(job, vanilla) {
+            Ok(w) => w,
+            Err(e) => {
+                events.push(Event::JobFailed {
+                    job: job.id,
+                    error: e,
+                    node: None,
+                    retryable: false,
+                });
+                return true;
+            }
+        };
+        match backend.submit(&workflow, pid, &self.opts.client_id).await {
+            Ok(_) => {
+                self.live.set_waiting(job.id, None);
+                events.push(submitted);
+                self.tracked.insert(
+                    job.id,
+                    Tracked {
+                        slot,
+                        prompt_id: pid.to_string(),
+                    },
+                );
+                true
+            }
+            Err(e @ ComfyError::Rejected { .. }) => {
+                let node = match &e {
+                    ComfyError::Rejected { nodes, .. } => nodes.first().map(|n| n.node_id.clone()),
+                    _ => None,
+                };
+                self.live.set_waiting(job.id, None);
+                events.push(Event::JobFailed {
+                    job: job.id,
+                    error: format!("ComfyUI refused the workflow: {}", e.summary()),
+                    node,
+                    retryable: false,
+                });
+                true
+            }
+            Err(e) => {
+                self.slots[slot].down(&e);
+                self.live.set_waiting(
+                    job.id,
+                    Some(format!(
+                        "ComfyUI at {} is unavailable: {}",
+                        backend.url(),
+                        e.summary()
+                    )),
+                );
+                false
+            }
+        }
+    }
+
+    /// Hands queued jobs to backends with room, least busy first.
+    async fn dispatch(&mut self, events: &mut Vec<Event>) -> bool {
+        let (paused, queued): (bool, Vec<Job>) = {
+            let lib = self.handle.library();
+            let cap = self.opts.max_in_flight * self.slots.len().max(1);
+            (
+                lib.jobs.paused,
+                lib.jobs
+                    .queued
+                    .iter()
+                    .filter(|id| !self.tracked.contains_key(id))
+                    .take(cap)
+                    .filter_map(|id| lib.jobs.get(*id).cloned())
+                    .collect(),
+            )
+        };
+        if queued.is_empty() {
+            return false;
+        }
+        if paused {
+            for j in &queued {
+                self.live
+                    .set_waiting(j.id, Some("the queue is paused".into()));
+            }
+            return false;
+        }
+        let mut moved = false;
+        for job in queued {
+            let load = |i: usize| self.tracked.values().filter(|t| t.slot == i).count();
+            let choice = (0..self.slots.len())
+                .filter(|&i| self.slots[i].healthy && load(i) < self.opts.max_in_flight)
+                .min_by_key(|&i| load(i));
+            let Some(slot) = choice else {
+                let reasons: Vec<String> = self
+                    .slots
+                    .iter()
+                    .map(|s| match &s.error {
+                        Some(e) => format!("{}: {e}", s.backend.url()),
+                        None => format!("{}: busy", s.backend.url()),
+                    })
+                    .collect();
+                self.live.set_waiting(
+                    job.id,
+                    Some(format!(
+                        "waiting for a ComfyUI backend ({})",
+                        reasons.join("; ")
+                    )),
+                );
+                continue;
+            };
+            let pid = prompt_id(&job);
+            moved |= self.submit(slot, &job, &pid, events).await;
+        }
+        moved
+    }
+
+    /// Keeps one job queued for every running endless session.
+    async fn top_up_endless(&mut self) {
+        let sessions: Vec<(u128, String)> = {
+            let lib = self.handle.library();
+            if lib.jobs.paused {
+                return;
+            }
+            lib.jobs
+                .endless
+                .iter()
+                .filter(|(id, _)| lib.jobs.endless_open(**id) == 0)
+                .map(|(id, r)| (*id, r.clone()))
+                .collect()
+        };
+        for (endless, request) in sessions {
+            let made = {
+                let lib = self.handle.library();
+                generate::job_from_json(&lib, &request, random_seed(), Some(endless))
+            };
+            let cmd = match made {
+                Ok(spec) => Command::Enqueue {
+                    jobs: vec![(u128::from(ulid::Ulid::generate()), spec)],
+                },
+                Err(e) => {
+                    tracing::warn!("endless generation {} stops: {e}", job_text(endless));
+                    Command::StopEndless { endless }
+                }
+            };
+            if let Err(e) = self
+                .handle
+                .run(Origin::Reactor, Request::Command(cmd))
+                .await
+            {
+                tracing::error!("endless generation {}: {e}", job_text(endless));
+            }
+        }
+    }
+}
+
+/// The workflow to send for a job: the recipe's, made vanilla for a backend without the Impact
+/// Pack.
+fn job_workflow(job: &Job, vanilla: bool) -> Result<Value, String> {
+    let recipe: Value = serde_json::from_str(&job.spec.recipe)
+        .map_err(|e| format!("the job's recipe does not parse: {e}"))?;
+    let workflow = recipe
+        .get("workflow")
+        .cloned()
+        .ok_or("the job's recipe has no workflow")?;
+    if vanilla {
+        Ok(engine::workflow::to_vanilla(&workflow).unwrap_or(workflow))
+    } else {
+        Ok(workflow)
+    }
+}
+
+/// A fresh random seed for endless generation.
+fn random_seed() -> u64 {
+    (u128::from(ulid::Ulid::generate()) as u64) & generate::MAX_RANDOM_SEED
+}
+
+/// A PNG's A1111-style `parameters` text, so other tools' "PNG info" readers understand it.
+pub fn a1111_parameters(recipe: &Value, job: u128) -> String {
+    let prompts = &recipe["prompts"];
+    let sampler = &recipe["workflow"]["3"]["inputs"];
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let model = recipe["checkpoint"]
+        .as_str()
+        .map(|c| {
+            c.rsplit('/')
+                .next()
+                .unwrap_or(c)
+                .trim_end_matches(".safetensors")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let loras: Vec<String> = recipe["loras"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|l| format!("{}: {}", text(&l["name"]), text(&l["weight"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut s = format!(
+        "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, Schedule type: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
+        text(&prompts["main"]),
+        text(&prompts["negative"]),
+        text(&sampler["steps"]),
+        text(&sampler["sampler_name"]),
+        text(&sampler["scheduler"]),
+        text(&sampler["cfg"]),
+        text(&recipe["seed"]),
+        text(&recipe["width"]),
+        text(&recipe["height"]),
+        model
+    );
+    if !loras.is_empty() {
+        s.push_str(&format!(", Lora: \"{}\"", loras.join(", ")));
+    }
+    s.push_str(&format!(", GAZE job: {}", job_text(job)));
+    s
+}
+
+/// Where a job's images go: `uploads/<category>/<slug>/` or `uploads/generator/`.
+fn image_dir(job: &Job) -> (PathBuf, String) {
+    match &job.spec.target {
+        Some((c, slug)) if crate::category::is_slug(slug) => (
+            PathBuf::from(c.key()).join(slug),
+            format!("uploads/{}/{slug}", c.key()),
+        ),
+        _ => (PathBuf::from("generator"), "uploads/generator".to_string()),
+    }
+}
+
+/// Saves one image of a job atomically, with GAZE's metadata added to a PNG. Returns its path
+/// relative to the static root.
+async fn save_image(
+    uploads: &std::path::Path,
+    job: &Job,
+    n: usize,
+    bytes: Vec<u8>,
+) -> Result<String, String> {
+    let recipe: Value = serde_json::from_str(&job.spec.recipe).unwrap_or(Value::Null);
+    let (dir, rel) = image_dir(job);
+    let id = job_text(job.id).to_lowercase();
+    let uploads = uploads.to_path_buf();
+    let gaze = json!({
+        "job": job_text(job.id),
+        "label": job.spec.label,
+        "seed": recipe["seed"],
+        "prompts": recipe["prompts"],
+        "checkpoint": recipe["checkpoint"],
+        "loras": recipe["loras"],
+        "versions": recipe["versions"],
+    })
+    .to_string();
+    let params = a1111_parameters(&recipe, job.id);
+    tokio::task::spawn_blocking(move || {
+        let (data, ext) = match png::add_text(&bytes, &[("gaze", &gaze), ("parameters", &params)]) {
+            Ok(with) => (with, "png"),
+            Err(_) => {
+                let ext = crate::uploads::image_kind(&bytes).unwrap_or("bin");
+                (bytes, ext)
+            }
+        };
+        let name = format!("{id}_{n}.{ext}");
+        files::write_atomic(&uploads.join(&dir).join(&name), &data)
+            .map_err(|e| format!("could not save {name}: {e}"))?;
+        Ok(format!("{rel}/{name}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_read_like_a1111() {
+        let recipe = json!({
+            "prompts": {"main": "1girl, smile", "negative": "lowres"},
+            "workflow": {"3": {"inputs": {"steps": 28, "sampler_name": "euler_ancestral",
+                                          "scheduler": "normal", "cfg": 5.5}}},
+            "seed": 42, "width": 832, "height": 1216,
+            "checkpoint": "Illustrious/wai_v14.safetensors",
+            "loras": [{"name": "Illustrious/Looks/tifa.safetensors", "weight": 0.8}]
+        });
+        let p = a1111_parameters(&recipe, 1);
+        let lines: Vec<&str> = p.lines().collect();
+        assert_eq!(lines[0], "1girl, smile");
+        assert_eq!(lines[1], "Negative prompt: lowres");
+        assert!(lines[2].starts_with(
+            "Steps: 28, Sampler: euler_ancestral, Schedule type: normal, CFG scale: 5.5, Seed: 42, Size: 832x1216, Model: wai_v14"
+        ), "{}", lines[2]);
+        assert!(lines[2].contains("Lora: \"Illustrious/Looks/tifa.safetensors: 0.8\""));
+    }
+
+    #[test]
+    fn prompt_ids_change_with_each_failed_round_only() {
+        let spec = crate::event::JobSpec {
+            label: String::new(),
+            target: None,
+            set_cover: false,
+            recipe: String::new(),
+            request: String::new(),
+            batch: None,
+            retry_of: None,
+            endless: None,
+        };
+        let mut jobs = crate::jobs::Jobs::default();
+        jobs.apply(1, 0, &Event::JobRequested { job: 77, spec });
+        let first = prompt_id(jobs.get(77).unwrap());
+        assert_eq!(first, comfy::prompt_id_for(77));
+        jobs.apply(
+            2,
+            0,
+            &Event::JobSubmitted {
+                job: 77,
+                backend: "b".into(),
+                prompt_id: first.clone(),
+                attempt: 1,
+                vanilla: false,
+            },
+        );
+        assert_eq!(
+            prompt_id(jobs.get(77).unwrap()),
+            first,
+            "a resubmission keeps the id"
+        );
+        jobs.apply(
+            3,
+            0,
+            &Event::JobFailed {
+                job: 77,
+                error: "boom".into(),
+                node: None,
+                retryable: true,
+            },
+        );
+        assert_ne!(
+            prompt_id(jobs.get(77).unwrap()),
+            first,
+            "a retry after a failed run does not"
+        );
+        assert_eq!(jobs.get(77).unwrap().state, JobState::Queued);
+    }
+}

@@ -1,0 +1,468 @@
+//! Generation and the queue over HTTP: generate (from any page, the generator, presets), batch
+//! "missing covers", strengths sweeps, endless generation, job status, cancel, retry, pause,
+//! backend health, and a server-sent-event stream of live updates.
+
+use super::api::{category, json_object, random_seed};
+use super::{ApiError, AppState};
+use crate::category::Category;
+use crate::command::Command;
+use crate::event::{Event, JobSpec, Origin};
+use crate::generate::{self, GenRequest};
+use crate::handle::Request;
+use crate::jobs::Job;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+type ApiResult = Result<Response, ApiError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/generate", post(generate_route))
+        .route("/api/generate_missing", post(generate_missing))
+        .route("/api/strengths", post(strengths))
+        .route("/api/endless", get(endless_list).post(endless_start))
+        .route("/api/endless/{id}", axum::routing::delete(endless_stop))
+        .route("/api/queue", get(queue))
+        .route("/api/queue/pause", post(pause))
+        .route("/api/queue/resume", post(resume))
+        .route("/api/queue/{job}/status", get(status))
+        .route("/api/jobs", get(list_jobs))
+        .route("/api/jobs/{job}", get(get_job))
+        .route("/api/jobs/{job}/recipe", get(recipe))
+        .route("/api/jobs/{job}/cancel", post(cancel))
+        .route("/api/jobs/{job}/retry", post(retry))
+        .route("/api/status/comfyui", get(comfy_status))
+        .route("/api/stream", get(stream))
+        // The original's per-page route: `POST /<singular>/<slug>/generate`.
+        .route("/{singular}/{slug}/generate", post(page_generate))
+}
+
+fn new_id() -> u128 {
+    u128::from(ulid::Ulid::generate())
+}
+
+fn id_text(id: u128) -> String {
+    ulid::Ulid::from(id).to_string()
+}
+
+fn parse_id(s: &str) -> Result<u128, ApiError> {
+    ulid::Ulid::from_string(s)
+        .map(u128::from)
+        .map_err(|_| ApiError::not_found(format!("'{s}' is not a job id")))
+}
+
+fn job_json(s: &AppState, j: &Job) -> Value {
+    let waiting = s.live.as_ref().and_then(|l| l.waiting(j.id));
+    let progress = s
+        .live
+        .as_ref()
+        .and_then(|l| l.progress(j.id))
+        .map(|(node, value, max)| json!({"node": node, "value": value, "max": max}));
+    json!({
+        "job_id": id_text(j.id),
+        "status": j.state.status(),
+        "state": j.state,
+        "label": j.spec.label,
+        "target": j.spec.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
+        "set_cover": j.spec.set_cover,
+        "attempts": j.attempts,
+        "backend": j.backend,
+        "prompt_id": j.prompt_id,
+        "vanilla": j.vanilla,
+        "images": j.images.iter().map(|p| format!("/static/{p}")).collect::<Vec<_>>(),
+        "error": j.error,
+        "error_node": j.error_node,
+        "failures": j.failures,
+        "waiting": if j.state == crate::jobs::JobState::Queued { waiting } else { None },
+        "progress": progress,
+        "requested_at": j.requested_at,
+        "updated_at": j.updated_at,
+        "batch": j.spec.batch.map(id_text),
+        "retry_of": j.spec.retry_of.map(id_text),
+        "endless": j.spec.endless.map(id_text),
+    })
+}
+
+fn find(s: &AppState, id: &str) -> Result<Value, ApiError> {
+    let id = parse_id(id)?;
+    let lib = s.handle.library();
+    let j = lib
+        .jobs
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("no job {}", id_text(id))))?;
+    Ok(job_json(s, j))
+}
+
+async fn enqueue(s: &AppState, jobs: Vec<(u128, JobSpec)>) -> Result<(), ApiError> {
+    s.handle
+        .run(Origin::Web, Request::Command(Command::Enqueue { jobs }))
+        .await?;
+    Ok(())
+}
+
+/// Resolves a request body into a job spec.
+fn spec_for(s: &AppState, body: &Map<String, Value>) -> Result<JobSpec, ApiError> {
+    let req = GenRequest::from_json(body).map_err(ApiError::bad)?;
+    let resolved = generate::resolve(
+        &s.handle.library(),
+        &req,
+        random_seed(),
+        &generate::Backend::default(),
+    )?;
+    Ok(generate::job_spec(&req, &resolved, body))
+}
+
+async fn generate_route(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let m = json_object(&body)?;
+    let spec = spec_for(&s, &m)?;
+    let id = new_id();
+    enqueue(&s, vec![(id, spec)]).await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({"job_id": id_text(id)})),
+    )
+        .into_response())
+}
+
+async fn page_generate(
+    State(s): State<AppState>,
+    Path((singular, slug)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let c = crate::category::DESCRIPTORS
+        .iter()
+        .find(|d| d.singular == singular)
+        .map(|d| d.category)
+        .ok_or_else(|| ApiError::not_found(format!("no page /{singular}/…")))?;
+    let mut m = if body.is_empty() {
+        Map::new()
+    } else {
+        json_object(&body)?
+    };
+    m.insert("category".into(), c.key().into());
+    m.insert("slug".into(), slug.into());
+    let spec = spec_for(&s, &m)?;
+    let id = new_id();
+    enqueue(&s, vec![(id, spec)]).await?;
+    Ok(Json(json!({"job_id": id_text(id)})).into_response())
+}
+
+/// One job per entry of a category that has no cover; each result becomes the cover.
+async fn generate_missing(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let m = json_object(&body)?;
+    let c = category(
+        m.get("category")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )?;
+    let batch = new_id();
+    let mut jobs = Vec::new();
+    {
+        let lib = s.handle.library();
+        let mut missing: Vec<_> = lib
+            .shelf(c)
+            .docs
+            .values()
+            .filter(|e| e.cover.is_none())
+            .collect();
+        // The original sorts batches by display name.
+        missing.sort_by_key(|e| e.name.to_lowercase());
+        for e in missing {
+            let mut req = Map::new();
+            req.insert("category".into(), c.key().into());
+            req.insert("slug".into(), e.slug.clone().into());
+            req.insert("action".into(), "replace".into());
+            // Pages of other categories show them on a random character, as the original does.
+            if !matches!(
+                c,
+                Category::Characters | Category::Looks | Category::Presets
+            ) {
+                req.insert("character".into(), crate::engine::RANDOM_SENTINEL.into());
+            }
+            let r = GenRequest::from_json(&req).map_err(ApiError::bad)?;
+            let resolved =
+                generate::resolve(&lib, &r, random_seed(), &generate::Backend::default())?;
+            let mut spec = generate::job_spec(&r, &resolved, &req);
+            spec.batch = Some(batch);
+            jobs.push((new_id(), spec));
+        }
+    }
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id_text(*id)).collect();
+    if !jobs.is_empty() {
+        enqueue(&s, jobs).await?;
+    }
+    Ok(Json(json!({"batch": id_text(batch), "job_ids": ids})).into_response())
+}
+
+/// One job per weight of the target's LoRA; everything else fixed.
+async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let mut m = json_object(&body)?;
+    let mut num = |k: &str, default: f64| -> Result<f64, ApiError> {
+        match m.remove(k) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| ApiError::bad(format!("\"{k}\" must be a number"))),
+        }
+    };
+    let range = (num("min", 0.0)?, num("max", 1.0)?, num("step", 0.1)?);
+    let req = GenRequest::from_json(&m).map_err(ApiError::bad)?;
+    let batch = new_id();
+    let jobs: Vec<(u128, JobSpec)> = {
+        let lib = s.handle.library();
+        generate::resolve_sweep(
+            &lib,
+            &req,
+            random_seed(),
+            &generate::Backend::default(),
+            range,
+        )?
+        .into_iter()
+        .map(|(weight, resolved)| {
+            let mut spec = generate::job_spec(&req, &resolved, &m);
+            spec.batch = Some(batch);
+            spec.set_cover = false;
+            spec.label = format!("{} @ {weight}", spec.label);
+            (new_id(), spec)
+        })
+        .collect()
+    };
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id_text(*id)).collect();
+    enqueue(&s, jobs).await?;
+    Ok(Json(json!({"batch": id_text(batch), "job_ids": ids})).into_response())
+}
+
+async fn endless_start(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let m = json_object(&body)?;
+    // Refuse a request that cannot be resolved now rather than loop on errors.
+    spec_for(&s, &m)?;
+    let endless = new_id();
+    s.handle
+        .run(
+            Origin::Web,
+            Request::Command(Command::StartEndless {
+                endless,
+                request: Value::Object(m).to_string(),
+            }),
+        )
+        .await?;
+    Ok(Json(json!({"endless_id": id_text(endless)})).into_response())
+}
+
+async fn endless_stop(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let endless = parse_id(&id)?;
+    s.handle
+        .run(
+            Origin::Web,
+            Request::Command(Command::StopEndless { endless }),
+        )
+        .await?;
+    Ok(Json(json!({"stopped": id})).into_response())
+}
+
+async fn endless_list(State(s): State<AppState>) -> Json<Value> {
+    let lib = s.handle.library();
+    let list: Vec<Value> = lib
+        .jobs
+        .endless
+        .iter()
+        .map(|(id, r)| {
+            json!({"endless_id": id_text(*id), "request": serde_json::from_str::<Value>(r).unwrap_or(Value::Null),
+                   "open_jobs": lib.jobs.endless_open(*id)})
+        })
+        .collect();
+    Json(json!({"endless": list}))
+}
+
+async fn status(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    let j = find(&s, &job)?;
+    let mut out = json!({
+        "status": j["status"],
+        "job_id": j["job_id"],
+        "result": {"images": j["images"]},
+        "error": j["error"],
+        "waiting": j["waiting"],
+        "progress": j["progress"],
+        "attempts": j["attempts"],
+    });
+    if j["state"] == "SetAside" {
+        out["set_aside"] = true.into();
+    }
+    Ok(Json(out).into_response())
+}
+
+async fn get_job(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    Ok(Json(find(&s, &job)?).into_response())
+}
+
+async fn recipe(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    let id = parse_id(&job)?;
+    let lib = s.handle.library();
+    let j = lib
+        .jobs
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("no job {job}")))?;
+    let recipe: Value = serde_json::from_str(&j.spec.recipe).unwrap_or(Value::Null);
+    let request: Value = serde_json::from_str(&j.spec.request).unwrap_or(Value::Null);
+    Ok(Json(json!({"job_id": job, "recipe": recipe, "request": request})).into_response())
+}
+
+async fn list_jobs(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let limit = match q.get("limit") {
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad(format!("?limit={v} is not a whole number")))?,
+        None => 100,
+    }
+    .clamp(1, 1000);
+    let want = q.get("status").map(String::as_str);
+    let lib = s.handle.library();
+    let jobs: Vec<Value> = lib
+        .jobs
+        .jobs
+        .values()
+        .rev()
+        .filter(|j| want.is_none_or(|w| j.state.status() == w))
+        .take(limit)
+        .map(|j| job_json(&s, j))
+        .collect();
+    Ok(Json(json!({
+        "jobs": jobs,
+        "paused": lib.jobs.paused,
+        "pending": lib.jobs.queued.len(),
+        "running": lib.jobs.submitted.len(),
+    }))
+    .into_response())
+}
+
+async fn queue(State(s): State<AppState>) -> Json<Value> {
+    let lib = s.handle.library();
+    Json(json!({
+        "paused": lib.jobs.paused,
+        "pending": lib.jobs.queued.iter().map(|id| id_text(*id)).collect::<Vec<_>>(),
+        "running": lib.jobs.submitted.iter().map(|id| id_text(*id)).collect::<Vec<_>>(),
+    }))
+}
+
+async fn pause_to(s: &AppState, paused: bool) -> ApiResult {
+    s.handle
+        .run(
+            Origin::Web,
+            Request::Command(Command::PauseQueue { paused }),
+        )
+        .await?;
+    Ok(Json(json!({"paused": paused})).into_response())
+}
+
+async fn pause(State(s): State<AppState>) -> ApiResult {
+    pause_to(&s, true).await
+}
+
+async fn resume(State(s): State<AppState>) -> ApiResult {
+    pause_to(&s, false).await
+}
+
+async fn cancel(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    let id = parse_id(&job)?;
+    s.handle
+        .run(
+            Origin::Web,
+            Request::Command(Command::CancelJob { job: id }),
+        )
+        .await?;
+    Ok(Json(find(&s, &job)?).into_response())
+}
+
+async fn retry(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
+    let id = parse_id(&job)?;
+    let new_job = new_id();
+    s.handle
+        .run(
+            Origin::Web,
+            Request::Command(Command::RetryJob { job: id, new_job }),
+        )
+        .await?;
+    Ok(Json(json!({"job_id": id_text(new_job), "retry_of": job})).into_response())
+}
+
+async fn comfy_status(State(s): State<AppState>) -> Json<Value> {
+    let backends = s.live.as_ref().map(|l| l.backends()).unwrap_or_default();
+    let online = backends.iter().any(|b| b.healthy);
+    Json(
+        json!({"online": online, "status": if online { "online" } else { "offline" }, "backends": backends}),
+    )
+}
+
+/// Live updates: job state changes from the ledger and progress from the reactor.
+async fn stream(State(s): State<AppState>) -> impl IntoResponse {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<SseEvent>();
+    let mut events = s.handle.subscribe();
+    let mut live = s.live.as_ref().map(|l| l.subscribe());
+    let state = s.clone();
+    tokio::spawn(async move {
+        loop {
+            let sent = tokio::select! {
+                r = events.recv() => match r {
+                    Ok(batch) => {
+                        let mut ok = true;
+                        for e in batch.iter() {
+                            if let Some(delta) = job_delta(&state, e.event()) {
+                                ok &= tx.send(SseEvent::default().event("job").data(delta.to_string())).is_ok();
+                            }
+                        }
+                        ok
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(_) => false,
+                },
+                r = async { match live.as_mut() { Some(l) => l.recv().await.ok(), None => std::future::pending().await } } => match r {
+                    Some(ev) => {
+                        let kind = match &ev {
+                            crate::reactor::LiveEvent::Progress { .. } => "progress",
+                            crate::reactor::LiveEvent::Waiting { .. } => "waiting",
+                            crate::reactor::LiveEvent::Backends { .. } => "backends",
+                        };
+                        tx.send(SseEvent::default().event(kind).data(serde_json::to_string(&ev).unwrap_or_default())).is_ok()
+                    }
+                    None => true,
+                },
+                _ = tx.closed() => false,
+            };
+            if !sent {
+                break;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|e| (Ok::<_, std::convert::Infallible>(e), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// A small delta for a job event: the job's new status.
+fn job_delta(s: &AppState, e: &Event) -> Option<Value> {
+    match e {
+        Event::QueuePaused { paused } => Some(json!({"paused": paused})),
+        _ => {
+            let id = e.job()?;
+            let lib = s.handle.library();
+            let j = lib.jobs.get(id)?;
+            Some(
+                json!({"job_id": id_text(id), "status": j.state.status(), "kind": e.kind(),
+                        "images": j.images.iter().map(|p| format!("/static/{p}")).collect::<Vec<_>>(),
+                        "error": j.error}),
+            )
+        }
+    }
+}
