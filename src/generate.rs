@@ -229,7 +229,7 @@ pub struct Backend<'a> {
 struct Parsed {
     category: Category,
     slug: String,
-    data: Value,
+    data: std::sync::Arc<Value>,
 }
 
 fn entry<'l>(lib: &'l Library, c: Category, slug: &str) -> Result<&'l Entry, Refusal> {
@@ -265,7 +265,7 @@ fn parsed(e: &Entry, c: Category) -> Parsed {
     Parsed {
         category: c,
         slug: e.slug.clone(),
-        data: e.data().map_or(Value::Null, Value::Object),
+        data: e.value(),
     }
 }
 
@@ -400,7 +400,7 @@ fn resolve_inner(
         .unwrap_or_default();
     let mut selected = req.fields.clone().unwrap_or_default();
     let target_cat = target.map(|(c, _)| c);
-    let find = |c: Category| docs.iter().find(|d| d.category == c).map(|d| &d.data);
+    let find = |c: Category| docs.iter().find(|d| d.category == c).map(|d| &*d.data);
     // The original's _ensure_character_fields on every page but the character's own, plus the
     // name and expression, without which the face detailer would get an empty prompt.
     if target_cat != Some(Category::Characters) && char_entry.is_some() && req.fields.is_none() {

@@ -115,7 +115,7 @@ impl Ledger {
         let mut tx = self.db.begin_write().map_err(storage)?;
         // Saves the allocator state with each commit, so reopening after a crash does not walk
         // the whole file (seconds for a multi-GiB ledger).
-        tx.set_quick_repair(true);
+        tx.set_quick_repair(false);
         {
             let mut t = tx.open_table(EVENTS).map_err(storage)?;
             for (i, bytes) in encoded.iter().enumerate() {
@@ -151,7 +151,7 @@ impl Ledger {
     /// Stores a snapshot of the projection as of `seq`, keeping only the newest few.
     pub fn write_snapshot(&self, seq: u64, bytes: &[u8]) -> Result<(), LedgerError> {
         let mut tx = self.db.begin_write().map_err(storage)?;
-        tx.set_quick_repair(true);
+        tx.set_quick_repair(false);
         {
             let mut t = tx.open_table(SNAPSHOTS).map_err(storage)?;
             t.insert(seq, bytes).map_err(storage)?;

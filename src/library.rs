@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// One document in the library.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Entry {
     pub slug: String,
     pub id: String,
@@ -22,9 +22,32 @@ pub struct Entry {
     pub version: u64,
     pub cover: Option<String>,
     pub default_fields: Vec<String>,
+    /// The document parsed, made on first use and shared by clones (a cache, not state).
+    parsed: Arc<std::sync::OnceLock<Arc<serde_json::Value>>>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.slug == o.slug
+            && self.id == o.id
+            && self.name == o.name
+            && self.file == o.file
+            && self.json == o.json
+            && self.version == o.version
+            && self.cover == o.cover
+            && self.default_fields == o.default_fields
+    }
 }
 
 impl Entry {
+    /// The document as a JSON value, parsed once (`Null` if the text is not JSON, which the
+    /// command checks prevent).
+    pub fn value(&self) -> Arc<serde_json::Value> {
+        self.parsed
+            .get_or_init(|| Arc::new(serde_json::from_str(&self.json).unwrap_or_default()))
+            .clone()
+    }
+
     /// The document parsed; `None` only if the stored text is not a JSON object, which the
     /// command checks prevent.
     pub fn data(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
@@ -132,6 +155,7 @@ impl Library {
                     e.id.clone_from(&body.id);
                     e.name.clone_from(&body.name);
                     e.json = Arc::from(body.json.as_str());
+                    e.parsed = Arc::default();
                     e.version = seq;
                 }
             }
@@ -252,6 +276,7 @@ impl Shelf {
                 version: seq,
                 cover,
                 default_fields,
+                parsed: Arc::default(),
             },
         );
     }
@@ -374,6 +399,7 @@ impl Library {
                             version: e.version,
                             cover: e.cover,
                             default_fields: e.default_fields,
+                            parsed: Arc::default(),
                         },
                     );
                 }

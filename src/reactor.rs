@@ -190,6 +190,11 @@ struct Reactor {
     /// Prompt ids whose progress says they are over: check them now.
     finished_hint: HashSet<String>,
     live: Live,
+    /// The ledger seq when this reactor started: jobs requested later cannot have been posted
+    /// by an earlier run of the app.
+    started_seq: u64,
+    /// Prompt ids this reactor has posted (or tried to post).
+    posted: HashSet<String>,
 }
 
 /// Starts the reactor on the current tokio runtime.
@@ -207,7 +212,10 @@ pub fn start(handle: Handle, opts: ReactorOptions) -> Result<Live, String> {
         });
     }
     let live = Live::new(&opts.backends);
+    let started_seq = handle.library().seq;
     let reactor = Reactor {
+        started_seq,
+        posted: HashSet::new(),
         handle,
         opts,
         slots,
@@ -359,9 +367,10 @@ impl Reactor {
         let mut events = Vec::new();
         self.follow_cancellations().await;
         self.adopt();
-        let checked = self.check_in_flight(&mut events).await;
+        // New work first: it is what a user is waiting to see start.
         self.top_up_endless().await;
         let dispatched = self.dispatch(&mut events).await;
+        let checked = self.check_in_flight(&mut events).await;
         self.publish_backends();
         if events.is_empty() {
             return false;
@@ -481,9 +490,53 @@ impl Reactor {
         }
     }
 
-    /// Asks each backend about the jobs it holds and finishes the ones that ended.
+    /// Applies what talking to a backend about one job gave.
+    fn apply(&mut self, slot: usize, id: u128, step: JobStep, events: &mut Vec<Event>) -> bool {
+        match step {
+            JobStep::Wait { down: Some(e) } => {
+                let reason = format!(
+                    "ComfyUI at {} is unavailable: {}",
+                    self.slots[slot].backend.url(),
+                    e.summary()
+                );
+                self.slots[slot].down(&e);
+                if !self.tracked.contains_key(&id) {
+                    self.live.set_waiting(id, Some(reason));
+                }
+                false
+            }
+            JobStep::Wait { down: None } => false,
+            JobStep::Done {
+                events: more,
+                track,
+            } => {
+                events.extend(more);
+                match track {
+                    Some(prompt_id) => {
+                        self.tracked.insert(id, Tracked { slot, prompt_id });
+                    }
+                    None => {
+                        self.tracked.remove(&id);
+                        self.live.lock().progress.remove(&id);
+                    }
+                }
+                self.live.set_waiting(id, None);
+                true
+            }
+        }
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            uploads: self.opts.uploads.clone(),
+            client_id: self.opts.client_id.clone(),
+        }
+    }
+
+    /// Asks each backend about the jobs it holds and finishes the ones that ended, all jobs
+    /// at once.
     async fn check_in_flight(&mut self, events: &mut Vec<Event>) -> bool {
-        let mut moved = false;
+        let mut checks = Vec::new();
         for i in 0..self.slots.len() {
             let mine: Vec<(u128, Tracked)> = self
                 .tracked
@@ -504,233 +557,37 @@ impl Reactor {
             };
             let held: HashSet<&String> = queue.running.iter().chain(&queue.pending).collect();
             for (id, t) in mine {
-                if held.contains(&t.prompt_id) && !self.finished_hint.contains(&t.prompt_id) {
+                let is_held = held.contains(&t.prompt_id);
+                let hinted = self.finished_hint.remove(&t.prompt_id);
+                if is_held && !hinted {
                     continue;
                 }
-                let outcome = match backend.history(&t.prompt_id).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        self.slots[i].down(&e);
-                        break;
-                    }
+                let job = self.handle.library().jobs.get(id).cloned();
+                let Some(job) = job else {
+                    self.tracked.remove(&id);
+                    continue;
                 };
-                self.finished_hint.remove(&t.prompt_id);
-                match outcome {
-                    None if held.contains(&t.prompt_id) => {}
-                    None => {
-                        // ComfyUI forgot it (a restart): send it again, same prompt id.
-                        let job = self.handle.library().jobs.get(id).cloned();
-                        if let Some(job) = job {
-                            moved |= self.submit(i, &job, &t.prompt_id, events).await;
-                        }
-                    }
-                    Some(outcome) => {
-                        moved = true;
-                        self.finish(i, id, outcome, events).await;
-                    }
-                }
+                let ctx = self.ctx();
+                let backend = backend.clone();
+                checks.push(async move {
+                    (
+                        i,
+                        id,
+                        check_one(backend, ctx, job, t.prompt_id, is_held).await,
+                    )
+                });
             }
+        }
+        // Hints for prompts no longer followed (finished, cancelled) are stale now.
+        self.finished_hint.clear();
+        let mut moved = false;
+        for (slot, id, step) in futures_util::future::join_all(checks).await {
+            moved |= self.apply(slot, id, step, events);
         }
         moved
     }
 
-    /// Turns an ended prompt into events.
-    async fn finish(&mut self, slot: usize, id: u128, outcome: Outcome, events: &mut Vec<Event>) {
-        let Some(job) = self.handle.library().jobs.get(id).cloned() else {
-            self.tracked.remove(&id);
-            return;
-        };
-        match outcome {
-            Outcome::Success { images } => {
-                let backend = self.slots[slot].backend.clone();
-                let mut saved = Vec::new();
-                for (n, image) in images.iter().enumerate() {
-                    match backend.view(image).await {
-                        Ok(bytes) => match save_image(&self.opts.uploads, &job, n, bytes).await {
-                            Ok(path) => saved.push(path),
-                            Err(e) => {
-                                tracing::error!("job {}: {e}", job_text(id));
-                                return;
-                            }
-                        },
-                        Err(e) if e.retryable() => {
-                            self.slots[slot].down(&e);
-                            return;
-                        }
-                        Err(e) => {
-                            events.push(Event::JobFailed {
-                                job: id,
-                                error: format!("ComfyUI lost the image: {}", e.summary()),
-                                node: Some(image.node_id.clone()),
-                                retryable: true,
-                            });
-                            self.tracked.remove(&id);
-                            return;
-                        }
-                    }
-                }
-                if saved.is_empty() {
-                    events.push(Event::JobFailed {
-                        job: id,
-                        error: "the workflow finished without saving an image".into(),
-                        node: None,
-                        retryable: false,
-                    });
-                } else {
-                    if let (true, Some((category, slug))) = (job.spec.set_cover, &job.spec.target) {
-                        events.push(Event::CoverSet {
-                            category: *category,
-                            slug: slug.clone(),
-                            path: saved[0].clone(),
-                        });
-                    }
-                    events.push(Event::JobSucceeded {
-                        job: id,
-                        images: saved,
-                    });
-                }
-            }
-            Outcome::Failed { ref node_id, .. } => {
-                let error = outcome.summary();
-                let same = job.failures.iter().filter(|f| **f == error).count() + 1;
-                if same >= SAME_FAILURE_LIMIT || job.failures.len() + 1 >= FAILURE_LIMIT {
-                    events.push(Event::JobFailed {
-                        job: id,
-                        error: error.clone(),
-                        node: node_id.clone(),
-                        retryable: true,
-                    });
-                    events.push(Event::JobSetAside {
-                        job: id,
-                        reason: format!(
-                            "set aside after {} failed runs; last: {error}",
-                            job.failures.len() + 1
-                        ),
-                    });
-                } else {
-                    events.push(Event::JobFailed {
-                        job: id,
-                        error,
-                        node: node_id.clone(),
-                        retryable: true,
-                    });
-                }
-            }
-            Outcome::Interrupted { node_id } => {
-                if job.state != JobState::Cancelled {
-                    events.push(Event::JobFailed {
-                        job: id,
-                        error: "interrupted in ComfyUI".into(),
-                        node: node_id,
-                        retryable: false,
-                    });
-                }
-            }
-        }
-        self.tracked.remove(&id);
-        self.live.lock().progress.remove(&id);
-    }
-
-    /// Posts a job to a backend unless the backend already has it. Returns whether it moved.
-    async fn submit(&mut self, slot: usize, job: &Job, pid: &str, events: &mut Vec<Event>) -> bool {
-        let backend = self.slots[slot].backend.clone();
-        let vanilla = self.slots[slot].impact == Some(false);
-        // Ask first: an earlier run of the app may have posted it before it could record that.
-        let known = match backend.lookup(pid).await {
-            Ok(k) => k,
-            Err(e) => {
-                self.slots[slot].down(&e);
-                return false;
-            }
-        };
-        let submitted = Event::JobSubmitted {
-            job: job.id,
-            backend: backend.url().to_string(),
-            prompt_id: pid.to_string(),
-            attempt: job.attempts + 1,
-            vanilla,
-        };
-        match known {
-            Known::Pending | Known::Running => {
-                events.push(submitted);
-                self.tracked.insert(
-                    job.id,
-                    Tracked {
-                        slot,
-                        prompt_id: pid.to_string(),
-                    },
-                );
-                return true;
-            }
-            Known::Finished(outcome) => {
-                events.push(submitted);
-                self.tracked.insert(
-                    job.id,
-                    Tracked {
-                        slot,
-                        prompt_id: pid.to_string(),
-                    },
-                );
-                self.finish(slot, job.id, outcome, events).await;
-                return true;
-            }
-            Known::Unknown => {}
-        }
-        let workflow = match job_workflow(job, vanilla) {
-            Ok(w) => w,
-            Err(e) => {
-                events.push(Event::JobFailed {
-                    job: job.id,
-                    error: e,
-                    node: None,
-                    retryable: false,
-                });
-                return true;
-            }
-        };
-        match backend.submit(&workflow, pid, &self.opts.client_id).await {
-            Ok(_) => {
-                self.live.set_waiting(job.id, None);
-                events.push(submitted);
-                self.tracked.insert(
-                    job.id,
-                    Tracked {
-                        slot,
-                        prompt_id: pid.to_string(),
-                    },
-                );
-                true
-            }
-            Err(e @ ComfyError::Rejected { .. }) => {
-                let node = match &e {
-                    ComfyError::Rejected { nodes, .. } => nodes.first().map(|n| n.node_id.clone()),
-                    _ => None,
-                };
-                self.live.set_waiting(job.id, None);
-                events.push(Event::JobFailed {
-                    job: job.id,
-                    error: format!("ComfyUI refused the workflow: {}", e.summary()),
-                    node,
-                    retryable: false,
-                });
-                true
-            }
-            Err(e) => {
-                self.slots[slot].down(&e);
-                self.live.set_waiting(
-                    job.id,
-                    Some(format!(
-                        "ComfyUI at {} is unavailable: {}",
-                        backend.url(),
-                        e.summary()
-                    )),
-                );
-                false
-            }
-        }
-    }
-
-    /// Hands queued jobs to backends with room, least busy first.
+    /// Hands queued jobs to backends with room, least busy first, all at once.
     async fn dispatch(&mut self, events: &mut Vec<Event>) -> bool {
         let (paused, queued): (bool, Vec<Job>) = {
             let lib = self.handle.library();
@@ -756,12 +613,14 @@ impl Reactor {
             }
             return false;
         }
-        let mut moved = false;
+        let mut load: Vec<usize> = (0..self.slots.len())
+            .map(|i| self.tracked.values().filter(|t| t.slot == i).count())
+            .collect();
+        let mut sends = Vec::new();
         for job in queued {
-            let load = |i: usize| self.tracked.values().filter(|t| t.slot == i).count();
             let choice = (0..self.slots.len())
-                .filter(|&i| self.slots[i].healthy && load(i) < self.opts.max_in_flight)
-                .min_by_key(|&i| load(i));
+                .filter(|&i| self.slots[i].healthy && load[i] < self.opts.max_in_flight)
+                .min_by_key(|&i| load[i]);
             let Some(slot) = choice else {
                 let reasons: Vec<String> = self
                     .slots
@@ -780,8 +639,28 @@ impl Reactor {
                 );
                 continue;
             };
+            load[slot] += 1;
+            let backend = self.slots[slot].backend.clone();
+            let vanilla = self.slots[slot].impact == Some(false);
+            let ctx = self.ctx();
             let pid = prompt_id(&job);
-            moved |= self.submit(slot, &job, &pid, events).await;
+            let id = job.id;
+            // Only a job this run has never posted, requested after it started, can skip
+            // asking the backend first: nobody else can have sent it.
+            let fresh = job.requested_seq > self.started_seq
+                && job.attempts == 0
+                && self.posted.insert(pid.clone());
+            sends.push(async move {
+                (
+                    slot,
+                    id,
+                    submit_one(backend, ctx, job, pid, vanilla, !fresh).await,
+                )
+            });
+        }
+        let mut moved = false;
+        for (slot, id, step) in futures_util::future::join_all(sends).await {
+            moved |= self.apply(slot, id, step, events);
         }
         moved
     }
@@ -820,6 +699,215 @@ impl Reactor {
                 .await
             {
                 tracing::error!("endless generation {}: {e}", job_text(endless));
+            }
+        }
+    }
+}
+
+/// Where the reactor keeps images and which client id it submits under.
+struct Ctx {
+    uploads: PathBuf,
+    client_id: String,
+}
+
+/// What became of one job after talking to its backend.
+enum JobStep {
+    /// Nothing to record yet: still running, or the backend failed (`down`).
+    Wait { down: Option<ComfyError> },
+    /// Record these events; `track` is the prompt id the job is (still) at the backend under.
+    Done {
+        events: Vec<Event>,
+        track: Option<String>,
+    },
+}
+
+/// Looks at one job the backend no longer holds (or says ended): finished, or forgotten and
+/// sent again under the same prompt id.
+async fn check_one(backend: Backend, ctx: Ctx, job: Job, pid: String, held: bool) -> JobStep {
+    match backend.history(&pid).await {
+        Err(e) => JobStep::Wait { down: Some(e) },
+        Ok(None) if held => JobStep::Wait { down: None },
+        // ComfyUI forgot it (a restart): send it again, same prompt id.
+        Ok(None) => {
+            let vanilla = job.vanilla;
+            submit_one(backend, ctx, job, pid, vanilla, true).await
+        }
+        Ok(Some(outcome)) => finish_one(&backend, &ctx, &job, outcome).await,
+    }
+}
+
+/// Posts a job unless the backend already has it (an earlier run of the app may have posted it
+/// before it could record that).
+async fn submit_one(
+    backend: Backend,
+    ctx: Ctx,
+    job: Job,
+    pid: String,
+    vanilla: bool,
+    look_first: bool,
+) -> JobStep {
+    let submitted = Event::JobSubmitted {
+        job: job.id,
+        backend: backend.url().to_string(),
+        prompt_id: pid.clone(),
+        attempt: job.attempts + 1,
+        vanilla,
+    };
+    let known = if look_first {
+        backend.lookup(&pid).await
+    } else {
+        Ok(Known::Unknown)
+    };
+    match known {
+        Err(e) => return JobStep::Wait { down: Some(e) },
+        Ok(Known::Pending | Known::Running) => {
+            return JobStep::Done {
+                events: vec![submitted],
+                track: Some(pid),
+            };
+        }
+        Ok(Known::Finished(outcome)) => {
+            return match finish_one(&backend, &ctx, &job, outcome).await {
+                JobStep::Done { mut events, .. } => {
+                    events.insert(0, submitted);
+                    JobStep::Done {
+                        events,
+                        track: None,
+                    }
+                }
+                JobStep::Wait { .. } => JobStep::Done {
+                    events: vec![submitted],
+                    track: Some(pid),
+                },
+            };
+        }
+        Ok(Known::Unknown) => {}
+    }
+    let workflow = match job_workflow(&job, vanilla) {
+        Ok(w) => w,
+        Err(error) => {
+            return JobStep::Done {
+                events: vec![Event::JobFailed {
+                    job: job.id,
+                    error,
+                    node: None,
+                    retryable: false,
+                }],
+                track: None,
+            };
+        }
+    };
+    match backend.submit(&workflow, &pid, &ctx.client_id).await {
+        Ok(_) => JobStep::Done {
+            events: vec![submitted],
+            track: Some(pid),
+        },
+        Err(e @ ComfyError::Rejected { .. }) => {
+            let node = match &e {
+                ComfyError::Rejected { nodes, .. } => nodes.first().map(|n| n.node_id.clone()),
+                _ => None,
+            };
+            JobStep::Done {
+                events: vec![Event::JobFailed {
+                    job: job.id,
+                    error: format!("ComfyUI refused the workflow: {}", e.summary()),
+                    node,
+                    retryable: false,
+                }],
+                track: None,
+            }
+        }
+        Err(e) => JobStep::Wait { down: Some(e) },
+    }
+}
+
+/// Turns an ended prompt into events: saves the images of a success, decides between retry and
+/// set-aside for a failure.
+async fn finish_one(backend: &Backend, ctx: &Ctx, job: &Job, outcome: Outcome) -> JobStep {
+    let id = job.id;
+    let done = |events| JobStep::Done {
+        events,
+        track: None,
+    };
+    match outcome {
+        Outcome::Success { images } => {
+            let mut saved = Vec::new();
+            for (n, image) in images.iter().enumerate() {
+                match backend.view(image).await {
+                    Ok(bytes) => match save_image(&ctx.uploads, job, n, bytes).await {
+                        Ok(path) => saved.push(path),
+                        Err(e) => {
+                            tracing::error!("job {}: {e}", job_text(id));
+                            return JobStep::Wait { down: None };
+                        }
+                    },
+                    Err(e) if e.retryable() => return JobStep::Wait { down: Some(e) },
+                    Err(e) => {
+                        return done(vec![Event::JobFailed {
+                            job: id,
+                            error: format!("ComfyUI lost the image: {}", e.summary()),
+                            node: Some(image.node_id.clone()),
+                            retryable: true,
+                        }]);
+                    }
+                }
+            }
+            if saved.is_empty() {
+                return done(vec![Event::JobFailed {
+                    job: id,
+                    error: "the workflow finished without saving an image".into(),
+                    node: None,
+                    retryable: false,
+                }]);
+            }
+            let mut events = Vec::new();
+            if let (true, Some((category, slug))) = (job.spec.set_cover, &job.spec.target) {
+                events.push(Event::CoverSet {
+                    category: *category,
+                    slug: slug.clone(),
+                    path: saved[0].clone(),
+                });
+            }
+            events.push(Event::JobSucceeded {
+                job: id,
+                images: saved,
+            });
+            done(events)
+        }
+        Outcome::Failed { ref node_id, .. } => {
+            let error = outcome.summary();
+            let failed = Event::JobFailed {
+                job: id,
+                error: error.clone(),
+                node: node_id.clone(),
+                retryable: true,
+            };
+            let same = job.failures.iter().filter(|f| **f == error).count() + 1;
+            if same >= SAME_FAILURE_LIMIT || job.failures.len() + 1 >= FAILURE_LIMIT {
+                done(vec![
+                    failed,
+                    Event::JobSetAside {
+                        job: id,
+                        reason: format!(
+                            "set aside after {} failed runs; last: {error}",
+                            job.failures.len() + 1
+                        ),
+                    },
+                ])
+            } else {
+                done(vec![failed])
+            }
+        }
+        Outcome::Interrupted { node_id } => {
+            if job.state == JobState::Cancelled {
+                done(Vec::new())
+            } else {
+                done(vec![Event::JobFailed {
+                    job: id,
+                    error: "interrupted in ComfyUI".into(),
+                    node: node_id,
+                    retryable: false,
+                }])
             }
         }
     }

@@ -109,7 +109,7 @@ impl Library {
             .unwrap_or_else(|| panic!("no category {category}"));
         list.iter()
             .map(|(slug, data)| Doc {
-                category: *cat,
+                category: cat,
                 slug,
                 data,
             })

@@ -541,3 +541,140 @@ async fn bad_generation_requests_are_refused() {
     assert_eq!(c.posts(), 0);
     let _ = Mode::Normal;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn comfyui_answering_500_or_garbage_makes_jobs_wait_not_fail() {
+    let c = comfy(20).await;
+    let g = gaze_with(&[&c], &[]);
+    for mode in [Mode::Error500, Mode::Garbage] {
+        c.set_mode(mode);
+        let id = generate(
+            &g,
+            json!({"category": "detailers", "slug": "detailed_eyes"}),
+        )
+        .await;
+        assert!(
+            eventually(SECOND * 5, || async {
+                job(&g, &id).await["waiting"].is_string()
+            })
+            .await,
+            "the reason is shown: {}",
+            job(&g, &id).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(job(&g, &id).await["status"], "pending");
+        c.set_mode(Mode::Normal);
+        let j = wait_status(&g, &id, "done", SECOND * 20).await;
+        assert_eq!(c.executions(j["prompt_id"].as_str().unwrap()), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_waiting_in_comfyuis_queue_is_deleted_there_when_cancelled() {
+    let c = comfy(1500).await;
+    let g = gaze_with(&[&c], &[]);
+    let first = generate(
+        &g,
+        json!({"category": "scenes", "slug": "shrine", "seed": 1}),
+    )
+    .await;
+    let second = generate(
+        &g,
+        json!({"category": "scenes", "slug": "shrine", "seed": 2}),
+    )
+    .await;
+    assert!(
+        eventually(SECOND * 5, || async { c.queue_len() == 2 }).await,
+        "both are at ComfyUI, one running and one pending"
+    );
+    let (status, _) = g.post(&format!("/api/jobs/{second}/cancel"), "").await;
+    assert_eq!(status, 200);
+    assert!(
+        eventually(SECOND * 5, || async { c.queue_len() == 1 }).await,
+        "deleted from ComfyUI's queue"
+    );
+    let j = wait_status(&g, &first, "done", SECOND * 10).await;
+    assert_eq!(c.executions(j["prompt_id"].as_str().unwrap()), 1);
+    let cancelled = job(&g, &second).await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(c.executions(cancelled["prompt_id"].as_str().unwrap()), 0);
+    assert_eq!(c.total_executions(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_can_generate_through_the_originals_route() {
+    let c = comfy(10).await;
+    let g = gaze_with(&[&c], &[]);
+    for (singular, category) in [
+        ("character", "characters"),
+        ("look", "looks"),
+        ("outfit", "outfits"),
+        ("action", "actions"),
+        ("style", "styles"),
+        ("scene", "scenes"),
+        ("detailer", "detailers"),
+        ("checkpoint", "checkpoints"),
+        ("preset", "presets"),
+    ] {
+        let (_, list) = g.get(&format!("/api/library/{category}")).await;
+        let slug = list["items"][0]["slug"].as_str().unwrap().to_string();
+        let body = if category == "characters" || category == "looks" || category == "presets" {
+            json!({})
+        } else {
+            json!({"character": "__random__"})
+        };
+        let (status, v) = g
+            .post(&format!("/{singular}/{slug}/generate"), &body.to_string())
+            .await;
+        assert_eq!(status, 200, "{singular}: {v}");
+        let id = v["job_id"].as_str().unwrap().to_string();
+        let j = wait_status(&g, &id, "done", SECOND * 20).await;
+        assert_eq!(j["target"], format!("{category}/{slug}"));
+        assert!(
+            j["images"][0]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("/static/uploads/{category}/{slug}/"))
+        );
+    }
+    let (status, _) = g.post("/weapon/sword/generate", "{}").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_updates_stream_job_changes_and_progress() {
+    let c = comfy(400).await;
+    let g = gaze_with(&[&c], &[]);
+    let mut resp = g
+        .http
+        .get(format!("{}/api/stream", g.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let id = generate(
+        &g,
+        json!({"category": "characters", "slug": "link", "seed": 4}),
+    )
+    .await;
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + SECOND * 15;
+    while !text.contains("\"status\":\"done\"") && std::time::Instant::now() < deadline {
+        match tokio::time::timeout(SECOND, resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    assert!(text.contains("event: job"), "{text}");
+    assert!(text.contains(&format!("\"job_id\":\"{id}\"")), "{text}");
+    assert!(text.contains("\"status\":\"running\""), "{text}");
+    assert!(text.contains("\"status\":\"done\""), "{text}");
+    assert!(
+        text.contains("event: progress"),
+        "step x of y is relayed: {text}"
+    );
+}
