@@ -396,6 +396,17 @@ async fn upload_cover(
     }
     let (parts, body) = req.into_parts();
     let limit = uploads::MAX_IMAGE_BYTES + 64 * 1024;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the upload is larger than {} bytes", uploads::MAX_IMAGE_BYTES),
+        });
+    }
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError {
