@@ -404,7 +404,10 @@ async fn upload_cover(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("the upload is larger than {} bytes", uploads::MAX_IMAGE_BYTES),
+            message: format!(
+                "the upload is larger than {} bytes",
+                uploads::MAX_IMAGE_BYTES
+            ),
         });
     }
     let bytes = axum::body::to_bytes(body, limit)
