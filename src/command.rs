@@ -89,6 +89,8 @@ pub enum Command {
     RetryJob {
         job: u128,
         new_job: u128,
+        /// The old job's spec, read from the ledger by the caller.
+        spec: Box<JobSpec>,
     },
     PauseQueue {
         paused: bool,
@@ -346,7 +348,7 @@ fn decide_jobs(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
             }
             Ok(vec![Event::JobCancelled { job: *job }])
         }
-        Command::RetryJob { job, new_job } => {
+        Command::RetryJob { job, new_job, spec } => {
             let j = known(*job)?;
             if !j.state.is_terminal() {
                 return Err(Refusal::Conflict(format!(
@@ -355,7 +357,7 @@ fn decide_jobs(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
                     j.state.status()
                 )));
             }
-            let mut spec = (*j.spec).clone();
+            let mut spec = (**spec).clone();
             spec.retry_of = Some(*job);
             spec.endless = None;
             Ok(vec![Event::JobRequested {

@@ -190,18 +190,27 @@ pub struct Resolved {
 impl Resolved {
     /// The recipe: everything needed to redo the generation exactly.
     pub fn recipe(&self) -> Value {
-        json!({
-            "prompts": self.generation.prompts,
-            "workflow": self.generation.workflow,
-            "seed": self.seed,
-            "width": self.width,
-            "height": self.height,
-            "checkpoint": self.checkpoint,
-            "character": self.character,
-            "loras": self.generation.report.loras,
-            "vanilla": self.generation.report.vanilla,
-            "versions": self.versions,
-        })
+        serde_json::to_value(self.recipe_ref()).unwrap_or_default()
+    }
+
+    /// The recipe as JSON text, written straight from the parts (no copy of the workflow).
+    pub fn recipe_text(&self) -> String {
+        serde_json::to_string(&self.recipe_ref()).unwrap_or_default()
+    }
+
+    fn recipe_ref(&self) -> RecipeRef<'_> {
+        RecipeRef {
+            prompts: &self.generation.prompts,
+            workflow: &self.generation.workflow,
+            seed: self.seed,
+            width: self.width,
+            height: self.height,
+            checkpoint: self.checkpoint.as_deref(),
+            character: self.character.as_deref(),
+            loras: &self.generation.report.loras,
+            vanilla: self.generation.report.vanilla,
+            versions: &self.versions,
+        }
     }
 
     /// The API's preview body: the recipe plus the explanation and warnings.
@@ -217,6 +226,21 @@ impl Resolved {
         }
         v
     }
+}
+
+/// The recipe's JSON shape, borrowing from a resolved generation.
+#[derive(serde::Serialize)]
+struct RecipeRef<'a> {
+    prompts: &'a engine::Prompts,
+    workflow: &'a Value,
+    seed: u64,
+    width: u32,
+    height: u32,
+    checkpoint: Option<&'a str>,
+    character: Option<&'a str>,
+    loras: &'a [engine::ActiveLora],
+    vanilla: bool,
+    versions: &'a BTreeMap<String, u64>,
 }
 
 /// Options that come from the backend rather than the request.
@@ -606,7 +630,7 @@ pub fn job_spec(
         label,
         target: req.target.clone(),
         set_cover: resolved.replace_cover,
-        recipe: resolved.recipe().to_string(),
+        recipe: resolved.recipe_text(),
         request: Value::Object(request.clone()).to_string(),
         batch: None,
         retry_of: None,

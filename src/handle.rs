@@ -183,6 +183,28 @@ impl Handle {
         load(&self.inner.ledger, seq).map(|(lib, _)| lib)
     }
 
+    /// A job's full spec (recipe and request included), read from its request event.
+    pub fn job_spec(&self, job: u128) -> Result<crate::event::JobSpec, String> {
+        let seq = self
+            .library()
+            .jobs
+            .get(job)
+            .map(|j| j.requested_seq)
+            .ok_or_else(|| format!("no job {}", ulid::Ulid::from(job)))?;
+        let found = self
+            .inner
+            .ledger
+            .read_after(seq - 1, 1)
+            .map_err(|e| e.to_string())?;
+        match found.first().map(Stored::event) {
+            Some(Event::JobRequested { job: j, spec }) if *j == job => Ok(spec.clone()),
+            _ => Err(format!(
+                "the ledger has no request for job {} at seq {seq}",
+                ulid::Ulid::from(job)
+            )),
+        }
+    }
+
     /// Committed batches, in order, as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Stored]>> {
         self.inner.tx.subscribe()

@@ -2,6 +2,7 @@
 //! order, the pause switch and the endless sessions. The reactor reads it to decide what to do;
 //! the API reads it for status.
 
+use crate::category::Category;
 use crate::event::{Event, JobSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,10 +39,35 @@ impl JobState {
     }
 }
 
+/// What the projection keeps of a job's spec: everything but the recipe and request, which stay
+/// in the ledger (`Handle::job_spec`) so memory and snapshots do not grow with every workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub label: String,
+    pub target: Option<(Category, String)>,
+    pub set_cover: bool,
+    pub batch: Option<u128>,
+    pub retry_of: Option<u128>,
+    pub endless: Option<u128>,
+}
+
+impl JobInfo {
+    pub fn of(spec: &JobSpec) -> JobInfo {
+        JobInfo {
+            label: spec.label.clone(),
+            target: spec.target.clone(),
+            set_cover: spec.set_cover,
+            batch: spec.batch,
+            retry_of: spec.retry_of,
+            endless: spec.endless,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub id: u128,
-    pub spec: Arc<JobSpec>,
+    pub info: Arc<JobInfo>,
     pub state: JobState,
     pub requested_seq: u64,
     pub requested_at: u64,
@@ -104,7 +130,7 @@ impl Jobs {
                     *job,
                     Job {
                         id: *job,
-                        spec: Arc::new(spec.clone()),
+                        info: Arc::new(JobInfo::of(spec)),
                         state: JobState::Queued,
                         requested_seq: seq,
                         requested_at: at,
@@ -189,7 +215,7 @@ impl Jobs {
             .filter(|id| {
                 self.jobs
                     .get(id)
-                    .is_some_and(|j| j.spec.endless == Some(endless))
+                    .is_some_and(|j| j.info.endless == Some(endless))
             })
             .count()
     }

@@ -284,7 +284,7 @@ impl Shelf {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 2;
+const SNAPSHOT_V: u8 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {

@@ -9,7 +9,7 @@
 
 use crate::comfy::{self, Backend, ComfyError, Known, Outcome};
 use crate::command::Command;
-use crate::event::{Event, Origin};
+use crate::event::{Event, JobSpec, Origin};
 use crate::handle::{Handle, Request};
 use crate::jobs::{Job, JobState};
 use crate::{engine, files, generate, png};
@@ -195,6 +195,8 @@ struct Reactor {
     started_seq: u64,
     /// Prompt ids this reactor has posted (or tried to post).
     posted: HashSet<String>,
+    /// Full specs (recipes) of the jobs in hand, read from the ledger when first needed.
+    specs: HashMap<u128, Arc<JobSpec>>,
 }
 
 /// Starts the reactor on the current tokio runtime.
@@ -216,6 +218,7 @@ pub fn start(handle: Handle, opts: ReactorOptions) -> Result<Live, String> {
     let reactor = Reactor {
         started_seq,
         posted: HashSet::new(),
+        specs: HashMap::new(),
         handle,
         opts,
         slots,
@@ -517,11 +520,30 @@ impl Reactor {
                     }
                     None => {
                         self.tracked.remove(&id);
+                        self.specs.remove(&id);
                         self.live.lock().progress.remove(&id);
                     }
                 }
                 self.live.set_waiting(id, None);
                 true
+            }
+        }
+    }
+
+    /// A job's full spec, cached while the job is in hand.
+    fn spec_of(&mut self, id: u128) -> Option<Arc<JobSpec>> {
+        if let Some(s) = self.specs.get(&id) {
+            return Some(s.clone());
+        }
+        match self.handle.job_spec(id) {
+            Ok(spec) => {
+                let spec = Arc::new(spec);
+                self.specs.insert(id, spec.clone());
+                Some(spec)
+            }
+            Err(e) => {
+                tracing::error!("job {}: {e}", job_text(id));
+                None
             }
         }
     }
@@ -563,7 +585,11 @@ impl Reactor {
                     continue;
                 }
                 let job = self.handle.library().jobs.get(id).cloned();
-                let Some(job) = job else {
+                // Sent in this very step: its submission is not recorded yet; next time.
+                if job.as_ref().is_some_and(|j| j.state == JobState::Queued) {
+                    continue;
+                }
+                let (Some(job), Some(spec)) = (job, self.spec_of(id)) else {
                     self.tracked.remove(&id);
                     continue;
                 };
@@ -573,7 +599,7 @@ impl Reactor {
                     (
                         i,
                         id,
-                        check_one(backend, ctx, job, t.prompt_id, is_held).await,
+                        check_one(backend, ctx, job, spec, t.prompt_id, is_held).await,
                     )
                 });
             }
@@ -639,6 +665,9 @@ impl Reactor {
                 );
                 continue;
             };
+            let Some(spec) = self.spec_of(job.id) else {
+                continue;
+            };
             load[slot] += 1;
             let backend = self.slots[slot].backend.clone();
             let vanilla = self.slots[slot].impact == Some(false);
@@ -654,7 +683,7 @@ impl Reactor {
                 (
                     slot,
                     id,
-                    submit_one(backend, ctx, job, pid, vanilla, !fresh).await,
+                    submit_one(backend, ctx, job, spec, pid, vanilla, !fresh).await,
                 )
             });
         }
@@ -723,16 +752,23 @@ enum JobStep {
 
 /// Looks at one job the backend no longer holds (or says ended): finished, or forgotten and
 /// sent again under the same prompt id.
-async fn check_one(backend: Backend, ctx: Ctx, job: Job, pid: String, held: bool) -> JobStep {
+async fn check_one(
+    backend: Backend,
+    ctx: Ctx,
+    job: Job,
+    spec: Arc<JobSpec>,
+    pid: String,
+    held: bool,
+) -> JobStep {
     match backend.history(&pid).await {
         Err(e) => JobStep::Wait { down: Some(e) },
         Ok(None) if held => JobStep::Wait { down: None },
         // ComfyUI forgot it (a restart): send it again, same prompt id.
         Ok(None) => {
             let vanilla = job.vanilla;
-            submit_one(backend, ctx, job, pid, vanilla, true).await
+            submit_one(backend, ctx, job, spec, pid, vanilla, true).await
         }
-        Ok(Some(outcome)) => finish_one(&backend, &ctx, &job, outcome).await,
+        Ok(Some(outcome)) => finish_one(&backend, &ctx, &job, &spec, outcome).await,
     }
 }
 
@@ -742,6 +778,7 @@ async fn submit_one(
     backend: Backend,
     ctx: Ctx,
     job: Job,
+    spec: Arc<JobSpec>,
     pid: String,
     vanilla: bool,
     look_first: bool,
@@ -767,7 +804,7 @@ async fn submit_one(
             };
         }
         Ok(Known::Finished(outcome)) => {
-            return match finish_one(&backend, &ctx, &job, outcome).await {
+            return match finish_one(&backend, &ctx, &job, &spec, outcome).await {
                 JobStep::Done { mut events, .. } => {
                     events.insert(0, submitted);
                     JobStep::Done {
@@ -783,7 +820,7 @@ async fn submit_one(
         }
         Ok(Known::Unknown) => {}
     }
-    let workflow = match job_workflow(&job, vanilla) {
+    let workflow = match job_workflow(&spec, vanilla) {
         Ok(w) => w,
         Err(error) => {
             return JobStep::Done {
@@ -823,7 +860,13 @@ async fn submit_one(
 
 /// Turns an ended prompt into events: saves the images of a success, decides between retry and
 /// set-aside for a failure.
-async fn finish_one(backend: &Backend, ctx: &Ctx, job: &Job, outcome: Outcome) -> JobStep {
+async fn finish_one(
+    backend: &Backend,
+    ctx: &Ctx,
+    job: &Job,
+    spec: &JobSpec,
+    outcome: Outcome,
+) -> JobStep {
     let id = job.id;
     let done = |events| JobStep::Done {
         events,
@@ -834,7 +877,7 @@ async fn finish_one(backend: &Backend, ctx: &Ctx, job: &Job, outcome: Outcome) -
             let mut saved = Vec::new();
             for (n, image) in images.iter().enumerate() {
                 match backend.view(image).await {
-                    Ok(bytes) => match save_image(&ctx.uploads, job, n, bytes).await {
+                    Ok(bytes) => match save_image(&ctx.uploads, job, spec, n, bytes).await {
                         Ok(path) => saved.push(path),
                         Err(e) => {
                             tracing::error!("job {}: {e}", job_text(id));
@@ -861,7 +904,7 @@ async fn finish_one(backend: &Backend, ctx: &Ctx, job: &Job, outcome: Outcome) -
                 }]);
             }
             let mut events = Vec::new();
-            if let (true, Some((category, slug))) = (job.spec.set_cover, &job.spec.target) {
+            if let (true, Some((category, slug))) = (job.info.set_cover, &job.info.target) {
                 events.push(Event::CoverSet {
                     category: *category,
                     slug: slug.clone(),
@@ -915,8 +958,8 @@ async fn finish_one(backend: &Backend, ctx: &Ctx, job: &Job, outcome: Outcome) -
 
 /// The workflow to send for a job: the recipe's, made vanilla for a backend without the Impact
 /// Pack.
-fn job_workflow(job: &Job, vanilla: bool) -> Result<Value, String> {
-    let recipe: Value = serde_json::from_str(&job.spec.recipe)
+fn job_workflow(spec: &JobSpec, vanilla: bool) -> Result<Value, String> {
+    let recipe: Value = serde_json::from_str(&spec.recipe)
         .map_err(|e| format!("the job's recipe does not parse: {e}"))?;
     let workflow = recipe
         .get("workflow")
@@ -983,7 +1026,7 @@ pub fn a1111_parameters(recipe: &Value, job: u128) -> String {
 
 /// Where a job's images go: `uploads/<category>/<slug>/` or `uploads/generator/`.
 fn image_dir(job: &Job) -> (PathBuf, String) {
-    match &job.spec.target {
+    match &job.info.target {
         Some((c, slug)) if crate::category::is_slug(slug) => (
             PathBuf::from(c.key()).join(slug),
             format!("uploads/{}/{slug}", c.key()),
@@ -997,16 +1040,17 @@ fn image_dir(job: &Job) -> (PathBuf, String) {
 async fn save_image(
     uploads: &std::path::Path,
     job: &Job,
+    spec: &JobSpec,
     n: usize,
     bytes: Vec<u8>,
 ) -> Result<String, String> {
-    let recipe: Value = serde_json::from_str(&job.spec.recipe).unwrap_or(Value::Null);
+    let recipe: Value = serde_json::from_str(&spec.recipe).unwrap_or(Value::Null);
     let (dir, rel) = image_dir(job);
     let id = job_text(job.id).to_lowercase();
     let uploads = uploads.to_path_buf();
     let gaze = json!({
         "job": job_text(job.id),
-        "label": job.spec.label,
+        "label": job.info.label,
         "seed": recipe["seed"],
         "prompts": recipe["prompts"],
         "checkpoint": recipe["checkpoint"],

@@ -68,9 +68,9 @@ fn job_json(s: &AppState, j: &Job) -> Value {
         "job_id": id_text(j.id),
         "status": j.state.status(),
         "state": j.state,
-        "label": j.spec.label,
-        "target": j.spec.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
-        "set_cover": j.spec.set_cover,
+        "label": j.info.label,
+        "target": j.info.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
+        "set_cover": j.info.set_cover,
         "attempts": j.attempts,
         "backend": j.backend,
         "prompt_id": j.prompt_id,
@@ -83,9 +83,9 @@ fn job_json(s: &AppState, j: &Job) -> Value {
         "progress": progress,
         "requested_at": j.requested_at,
         "updated_at": j.updated_at,
-        "batch": j.spec.batch.map(id_text),
-        "retry_of": j.spec.retry_of.map(id_text),
-        "endless": j.spec.endless.map(id_text),
+        "batch": j.info.batch.map(id_text),
+        "retry_of": j.info.retry_of.map(id_text),
+        "endless": j.info.endless.map(id_text),
     })
 }
 
@@ -303,13 +303,9 @@ async fn get_job(State(s): State<AppState>, Path(job): Path<String>) -> ApiResul
 
 async fn recipe(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
     let id = parse_id(&job)?;
-    let lib = s.handle.library();
-    let j = lib
-        .jobs
-        .get(id)
-        .ok_or_else(|| ApiError::not_found(format!("no job {job}")))?;
-    let recipe: Value = serde_json::from_str(&j.spec.recipe).unwrap_or(Value::Null);
-    let request: Value = serde_json::from_str(&j.spec.request).unwrap_or(Value::Null);
+    let spec = job_spec(&s, id).await?;
+    let recipe: Value = serde_json::from_str(&spec.recipe).unwrap_or(Value::Null);
+    let request: Value = serde_json::from_str(&spec.request).unwrap_or(Value::Null);
     Ok(Json(json!({"job_id": job, "recipe": recipe, "request": request})).into_response())
 }
 
@@ -382,13 +378,30 @@ async fn cancel(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult
     Ok(Json(find(&s, &job)?).into_response())
 }
 
+/// A job's full spec, read from its request event in the ledger.
+async fn job_spec(s: &AppState, id: u128) -> Result<JobSpec, ApiError> {
+    if s.handle.library().jobs.get(id).is_none() {
+        return Err(ApiError::not_found(format!("no job {}", id_text(id))));
+    }
+    let h = s.handle.clone();
+    tokio::task::spawn_blocking(move || h.job_spec(id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
 async fn retry(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult {
     let id = parse_id(&job)?;
+    let spec = job_spec(&s, id).await?;
     let new_job = new_id();
     s.handle
         .run(
             Origin::Web,
-            Request::Command(Command::RetryJob { job: id, new_job }),
+            Request::Command(Command::RetryJob {
+                job: id,
+                new_job,
+                spec: Box::new(spec),
+            }),
         )
         .await?;
     Ok(Json(json!({"job_id": id_text(new_job), "retry_of": job})).into_response())

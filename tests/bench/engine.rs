@@ -207,6 +207,9 @@ fn time(label: &str, iters: usize, per_call: usize, mut f: impl FnMut()) -> f64 
     p50
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let iters: usize = std::env::var("GAZE_BENCH_ITERS")
         .ok()

@@ -266,6 +266,9 @@ async fn bench_latency(http: &reqwest::Client) {
     );
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)

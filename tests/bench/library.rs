@@ -335,6 +335,9 @@ fn bench_list() {
     );
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let which: Vec<String> = std::env::args()
         .skip(1)
