@@ -25,6 +25,8 @@ use tokio::sync::{broadcast, mpsc};
 pub const SAME_FAILURE_LIMIT: usize = 3;
 /// Failed executions of any kind after which a job is set aside.
 pub const FAILURE_LIMIT: usize = 5;
+/// How long a backend's model lists are trusted before they are read again.
+const MODELS_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct ReactorOptions {
@@ -156,8 +158,29 @@ impl Live {
     }
 }
 
+/// A backend's model lists, for validating workflows before they are sent.
+#[derive(Default, Debug)]
+struct Models {
+    checkpoints: Option<Vec<String>>,
+    loras: Option<Vec<String>>,
+    vaes: Option<Vec<String>>,
+}
+
+impl Models {
+    fn known(&self) -> engine::KnownModels<'_> {
+        engine::KnownModels {
+            checkpoints: self.checkpoints.as_deref(),
+            loras: self.loras.as_deref(),
+            vaes: self.vaes.as_deref(),
+            ..Default::default()
+        }
+    }
+}
+
 struct Slot {
     backend: Backend,
+    models: Arc<Models>,
+    models_at: Option<Instant>,
     healthy: bool,
     impact: Option<bool>,
     version: Option<String>,
@@ -205,6 +228,8 @@ pub fn start(handle: Handle, opts: ReactorOptions) -> Result<Live, String> {
     for url in &opts.backends {
         slots.push(Slot {
             backend: Backend::new(url)?,
+            models: Arc::default(),
+            models_at: None,
             healthy: false,
             impact: None,
             version: None,
@@ -430,6 +455,23 @@ impl Reactor {
                 }
             }
         }
+        // Model lists change when files are added: refresh them now and then.
+        for slot in self.slots.iter_mut().filter(|s| s.healthy) {
+            if slot
+                .models_at
+                .is_some_and(|t| now.duration_since(t) < MODELS_TTL)
+            {
+                continue;
+            }
+            // A server without `/models` (or that fails) leaves the lists unknown.
+            let list = |r: Result<Vec<String>, ComfyError>| r.ok();
+            slot.models = Arc::new(Models {
+                checkpoints: list(slot.backend.models("checkpoints").await),
+                loras: list(slot.backend.models("loras").await),
+                vaes: list(slot.backend.models("vae").await),
+            });
+            slot.models_at = Some(now);
+        }
     }
 
     /// Cancelled jobs that are still at a backend: take them out of its queue or interrupt them.
@@ -552,6 +594,7 @@ impl Reactor {
         Ctx {
             uploads: self.opts.uploads.clone(),
             client_id: self.opts.client_id.clone(),
+            models: Arc::default(),
         }
     }
 
@@ -671,7 +714,8 @@ impl Reactor {
             load[slot] += 1;
             let backend = self.slots[slot].backend.clone();
             let vanilla = self.slots[slot].impact == Some(false);
-            let ctx = self.ctx();
+            let mut ctx = self.ctx();
+            ctx.models = self.slots[slot].models.clone();
             let pid = prompt_id(&job);
             let id = job.id;
             // Only a job this run has never posted, requested after it started, can skip
@@ -737,6 +781,8 @@ impl Reactor {
 struct Ctx {
     uploads: PathBuf,
     client_id: String,
+    /// The backend's model lists, when known.
+    models: Arc<Models>,
 }
 
 /// What became of one job after talking to its backend.
@@ -820,14 +866,27 @@ async fn submit_one(
         }
         Ok(Known::Unknown) => {}
     }
-    let workflow = match job_workflow(&spec, vanilla) {
+    let checked = job_workflow(&spec, vanilla)
+        .map_err(|e| (e, None))
+        .and_then(|w| {
+            // Names the backend does not have would only come back as a 400: say so now.
+            match engine::validate(&w, &ctx.models.known()) {
+                Ok(()) => Ok(w),
+                Err(errors) => {
+                    let node = errors.first().map(|e| e.node_id.clone());
+                    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    Err((format!("not sent: {}", text.join("; ")), node))
+                }
+            }
+        });
+    let workflow = match checked {
         Ok(w) => w,
-        Err(error) => {
+        Err((error, node)) => {
             return JobStep::Done {
                 events: vec![Event::JobFailed {
                     job: job.id,
                     error,
-                    node: None,
+                    node,
                     retryable: false,
                 }],
                 track: None,

@@ -350,32 +350,71 @@ async fn cancel_retry_pause_and_set_aside() {
     assert_eq!(st["set_aside"], true);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_workflow_comfyui_refuses_fails_with_its_message_per_node() {
-    let c = comfy(20).await;
-    // The backend does not have the LoRA the outfit names.
-    c.set_loras(vec!["Illustrious/Looks/other.safetensors".into()]);
-    let g = gaze_with(&[&c], &[]);
+/// A sample outfit whose document names a LoRA, and that LoRA.
+async fn outfit_with_lora(g: &Gaze) -> (String, String) {
     let (_, outfits) = g.get("/api/library/outfits").await;
-    let mut with_lora = None;
     for item in outfits["items"].as_array().unwrap() {
         let slug = item["slug"].as_str().unwrap();
         let (_, d) = g.get(&format!("/api/library/outfits/{slug}")).await;
-        if d["data"]["lora"]["lora_name"]
+        if let Some(l) = d["data"]["lora"]["lora_name"]
             .as_str()
-            .is_some_and(|l| !l.is_empty())
+            .filter(|l| !l.is_empty())
         {
-            with_lora = Some(slug.to_string());
-            break;
+            return (slug.to_string(), l.to_string());
         }
     }
-    let slug = with_lora.expect("a sample outfit with a LoRA");
+    panic!("no sample outfit with a LoRA");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lora_the_backend_lacks_fails_before_sending_with_the_node_named() {
+    let c = comfy(20).await;
+    c.set_loras(vec!["Illustrious/Looks/other.safetensors".into()]);
+    let g = gaze_with(&[&c], &[]);
+    let (slug, lora) = outfit_with_lora(&g).await;
+    let id = generate(&g, json!({"category": "outfits", "slug": slug})).await;
+    let j = wait_status(&g, &id, "failed", SECOND * 10).await;
+    assert_eq!(j["state"], "Failed");
+    assert_eq!(j["error_node"], "17", "{j}");
+    let err = j["error"].as_str().unwrap();
+    assert!(
+        err.starts_with("not sent: value_not_in_list at node 17"),
+        "{err}"
+    );
+    assert!(err.contains("lora_name") && err.contains(&lora), "{err}");
+    assert_eq!(c.posts(), 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_workflow_comfyui_refuses_fails_with_its_message_per_node() {
+    let c = comfy(20).await;
+    let g = gaze_with(&[&c], &[]);
+    let (slug, lora) = outfit_with_lora(&g).await;
+    // GAZE has read the backend's lists (with the LoRA) once the backend is healthy...
+    assert!(
+        eventually(SECOND * 5, || async {
+            g.get("/api/status/comfyui").await.1["online"] == true
+        })
+        .await
+    );
+    // ...and the LoRA disappears from ComfyUI after that: only ComfyUI can say so now.
+    let others: Vec<String> = comfy_standin::StandInConfig::default()
+        .loras
+        .into_iter()
+        .filter(|l| *l != lora)
+        .collect();
+    c.set_loras(others);
     let id = generate(&g, json!({"category": "outfits", "slug": slug})).await;
     let j = wait_status(&g, &id, "failed", SECOND * 10).await;
     assert_eq!(j["error_node"], "17", "{j}");
     let err = j["error"].as_str().unwrap();
-    assert!(err.contains("lora_name") && err.contains("not in"), "{err}");
-    assert_eq!(j["state"], "Failed");
+    assert!(
+        err.starts_with("ComfyUI refused the workflow: node 17 (LoraLoader) lora_name"),
+        "{err}"
+    );
+    assert!(err.contains("not in"), "{err}");
+    assert_eq!(j["state"], "Failed", "a refused workflow is not retried");
+    assert_eq!(c.posts(), 0, "ComfyUI accepted nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
