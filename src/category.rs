@@ -196,6 +196,11 @@ impl Category {
         self.desc().key
     }
 
+    /// The API name (the same as `key`).
+    pub fn as_str(self) -> &'static str {
+        self.key()
+    }
+
     /// Parses an API category name (`characters`, `outfits`, …).
     pub fn parse(key: &str) -> Option<Category> {
         DESCRIPTORS

@@ -330,7 +330,7 @@ pub fn resolve_sweep(
 
 fn sweep_slot(req: &GenRequest) -> Option<engine::workflow::LoraSlot> {
     let (c, _) = req.target.as_ref()?;
-    engine::workflow::LoraSlot::for_category(engine::Category::parse(c.key())?)
+    engine::workflow::LoraSlot::for_category(*c)
 }
 
 type Swept = Vec<(f64, Value)>;
@@ -449,20 +449,18 @@ fn resolve_inner(
             target_cat,
             None | Some(Category::Characters | Category::Checkpoints)
         ),
-        target: target_cat.and_then(|c| engine::Category::parse(c.key())),
+        target: target_cat,
         ..Composition::default()
     };
     for d in &docs {
-        if let Some(c) = engine::Category::parse(d.category.key()) {
-            comp.set_slot(
-                c,
-                Doc {
-                    category: d.category.key(),
-                    slug: &d.slug,
-                    data: &d.data,
-                },
-            );
-        }
+        comp.set_slot(
+            d.category,
+            Doc {
+                category: d.category.key(),
+                slug: &d.slug,
+                data: &d.data,
+            },
+        );
     }
     comp.extras = extras
         .iter()

@@ -7,68 +7,10 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Library categories, named as in the JSON API (`/api/library/{category}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    Characters,
-    Looks,
-    Outfits,
-    Actions,
-    Styles,
-    Scenes,
-    Detailers,
-    Checkpoints,
-    Presets,
-}
-
-impl Category {
-    pub const ALL: [Category; 9] = [
-        Category::Characters,
-        Category::Looks,
-        Category::Outfits,
-        Category::Actions,
-        Category::Styles,
-        Category::Scenes,
-        Category::Detailers,
-        Category::Checkpoints,
-        Category::Presets,
-    ];
-
-    /// Accepts the API name, its singular, and the original's directory name (`clothing`).
-    pub fn parse(s: &str) -> Option<Category> {
-        let c = match s.trim().to_ascii_lowercase().as_str() {
-            "characters" | "character" => Category::Characters,
-            "looks" | "look" => Category::Looks,
-            "outfits" | "outfit" | "clothing" => Category::Outfits,
-            "actions" | "action" => Category::Actions,
-            "styles" | "style" => Category::Styles,
-            "scenes" | "scene" => Category::Scenes,
-            "detailers" | "detailer" => Category::Detailers,
-            "checkpoints" | "checkpoint" => Category::Checkpoints,
-            "presets" | "preset" => Category::Presets,
-            _ => return None,
-        };
-        Some(c)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Characters => "characters",
-            Category::Looks => "looks",
-            Category::Outfits => "outfits",
-            Category::Actions => "actions",
-            Category::Styles => "styles",
-            Category::Scenes => "scenes",
-            Category::Detailers => "detailers",
-            Category::Checkpoints => "checkpoints",
-            Category::Presets => "presets",
-        }
-    }
-}
+/// The library categories (the crate's one definition; documents name theirs by API key).
+pub use crate::category::Category;
 
 /// The sentinel a caller passes instead of a character slug to ask for a random character.
 pub const RANDOM_SENTINEL: &str = "__random__";
@@ -267,16 +209,6 @@ pub fn resolve_wardrobe<'v>(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn categories_parse_api_names_singulars_and_clothing() {
-        for c in Category::ALL {
-            assert_eq!(Category::parse(c.as_str()), Some(c));
-        }
-        assert_eq!(Category::parse("clothing"), Some(Category::Outfits));
-        assert_eq!(Category::parse(" Style "), Some(Category::Styles));
-        assert_eq!(Category::parse("nope"), None);
-    }
 
     #[test]
     fn random_pick_is_stable_in_range_and_spread() {
