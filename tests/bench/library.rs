@@ -243,9 +243,13 @@ fn bench_startup() {
         total as f64 / built.as_secs_f64(),
         bytes / (1024 * 1024)
     );
+    // Each start ends with a clean shutdown (SIGTERM: snapshot, close), as a user's would.
     let start = |label: &str| {
         let (took, rss, mut child, _) = start_binary(root);
-        let _ = child.kill();
+        let _ = Proc::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let _ = child.wait();
         println!(
             "start-up to serving, {label}: {:.2} s, peak RSS {} MiB",
@@ -260,6 +264,13 @@ fn bench_startup() {
         "{total} events / {docs} documents, from the snapshot the first start wrote"
     ));
     start("again");
+    // After a crash: SIGKILL, so redb must check the file on the next open.
+    {
+        let (_, _, mut child, _) = start_binary(root);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    start("after a SIGKILL (redb recovers the file)");
     // The worst case after a crash: a full interval of events since the last snapshot.
     let tail = gaze::handle::SNAPSHOT_EVERY.max(docs) - 1;
     let ledger = Ledger::open(&root.join("ledger/gaze.redb")).unwrap();
