@@ -511,10 +511,38 @@ pub fn load(ledger: &Ledger, upto: u64) -> Result<(Library, u64), LedgerError> {
         },
         None => (Library::default(), 0),
     };
-    ledger.fold(from + 1, upto, |s| {
-        lib.apply(&s);
-        true
-    })?;
+    // Reading and decoding run on a second thread while this one folds: on a long tail the
+    // two halves take about the same time.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Stored>>(16);
+    let read = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(1024);
+            let r = ledger.fold(from + 1, upto, |s| {
+                chunk.push(s);
+                if chunk.len() == 1024 {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(1024));
+                    if tx.send(full).is_err() {
+                        return false;
+                    }
+                }
+                true
+            });
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            r
+        });
+        for chunk in rx {
+            for s in &chunk {
+                lib.apply(s);
+            }
+        }
+        reader.join()
+    });
+    match read {
+        Ok(r) => r?,
+        Err(_) => return Err(LedgerError::Storage("the ledger reader panicked".into())),
+    }
     Ok((lib, from))
 }
 
