@@ -302,7 +302,7 @@ fn bench_startup() {
         std::fs::write(dir.join(gaze::synth::file_name("characters", i, 7)), text).unwrap();
     }
     start(&format!(
-        "{} events with {tail} after the last snapshot (after a crash)",
+        "{} events with {tail} after the last snapshot",
         total + tail
     ));
 }
