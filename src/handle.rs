@@ -108,6 +108,12 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A fresh random seed for a generation, exact in a browser's JavaScript numbers. Seeds are
+/// drawn here and by nobody else; the engine only takes them.
+pub fn random_seed() -> u64 {
+    (u128::from(ulid::Ulid::generate()) as u64) & crate::generate::MAX_RANDOM_SEED
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

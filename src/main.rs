@@ -143,7 +143,7 @@ fn preview(args: &[String]) -> Result<(), String> {
         vanilla,
         ..Default::default()
     };
-    let seed = (u128::from(ulid::Ulid::generate()) as u64) & gaze::generate::MAX_RANDOM_SEED;
+    let seed = gaze::handle::random_seed();
     let resolved =
         gaze::generate::resolve(&lib, &req, seed, &backend).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&resolved.preview()).map_err(|e| e.to_string())?;

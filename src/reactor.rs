@@ -755,7 +755,7 @@ impl Reactor {
         for (endless, request) in sessions {
             let made = {
                 let lib = self.handle.library();
-                generate::job_from_json(&lib, &request, random_seed(), Some(endless))
+                generate::job_from_json(&lib, &request, crate::handle::random_seed(), Some(endless))
             };
             let cmd = match made {
                 Ok(spec) => Command::Enqueue {
@@ -1029,11 +1029,6 @@ fn job_workflow(spec: &JobSpec, vanilla: bool) -> Result<Value, String> {
     } else {
         Ok(workflow)
     }
-}
-
-/// A fresh random seed for endless generation.
-fn random_seed() -> u64 {
-    (u128::from(ulid::Ulid::generate()) as u64) & generate::MAX_RANDOM_SEED
 }
 
 /// A PNG's A1111-style `parameters` text, so other tools' "PNG info" readers understand it.

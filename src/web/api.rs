@@ -684,20 +684,23 @@ async fn set_default_checkpoint(State(s): State<AppState>, body: Bytes) -> ApiRe
 
 // ---- generation ------------------------------------------------------------------------
 
-/// A fresh random seed (the one place a seed is drawn; the engine only takes seeds).
-pub fn random_seed() -> u64 {
-    (u128::from(ulid::Ulid::generate()) as u64) & generate::MAX_RANDOM_SEED
-}
-
-async fn preview(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let m = json_object(&body)?;
-    let req = GenRequest::from_json(&m).map_err(ApiError::bad)?;
+/// Reads a generation request body and resolves it against the current library.
+pub fn resolve_body(
+    s: &AppState,
+    body: &Map<String, Value>,
+) -> Result<(GenRequest, generate::Resolved), ApiError> {
+    let req = GenRequest::from_json(body).map_err(ApiError::bad)?;
     let resolved = generate::resolve(
         &s.handle.library(),
         &req,
-        random_seed(),
+        crate::handle::random_seed(),
         &generate::Backend::default(),
     )?;
+    Ok((req, resolved))
+}
+
+async fn preview(State(s): State<AppState>, body: Bytes) -> ApiResult {
+    let (_, resolved) = resolve_body(&s, &json_object(&body)?)?;
     Ok(Json(resolved.preview()).into_response())
 }
 

@@ -2,13 +2,14 @@
 //! "missing covers", strengths sweeps, endless generation, job status, cancel, retry, pause,
 //! backend health, and a server-sent-event stream of live updates.
 
-use super::api::{category, json_object, random_seed};
+use super::api::{category, json_object, resolve_body};
 use super::{ApiError, AppState};
 use crate::category::Category;
 use crate::command::Command;
 use crate::event::{Event, JobSpec, Origin};
 use crate::generate::{self, GenRequest};
 use crate::handle::Request;
+use crate::handle::random_seed;
 use crate::jobs::Job;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -108,13 +109,7 @@ async fn enqueue(s: &AppState, jobs: Vec<(u128, JobSpec)>) -> Result<(), ApiErro
 
 /// Resolves a request body into a job spec.
 fn spec_for(s: &AppState, body: &Map<String, Value>) -> Result<JobSpec, ApiError> {
-    let req = GenRequest::from_json(body).map_err(ApiError::bad)?;
-    let resolved = generate::resolve(
-        &s.handle.library(),
-        &req,
-        random_seed(),
-        &generate::Backend::default(),
-    )?;
+    let (req, resolved) = resolve_body(s, body)?;
     Ok(generate::job_spec(&req, &resolved, body))
 }
 
