@@ -561,7 +561,10 @@ impl Reactor {
                         self.tracked.insert(id, Tracked { slot, prompt_id });
                     }
                     None => {
-                        self.tracked.remove(&id);
+                        // Done with this job: what was kept to follow it can go.
+                        if let Some(t) = self.tracked.remove(&id) {
+                            self.posted.remove(&t.prompt_id);
+                        }
                         self.specs.remove(&id);
                         self.live.lock().progress.remove(&id);
                     }
