@@ -386,22 +386,27 @@ fn for_each_fragment<'a>(
     doc::for_each_fragment(v, &mut |t| push_tags(list, t, origin))
 }
 
-/// The field list in force (see the module doc).
+/// The field list in force (see the module doc), split into `(section, key)` once.
 struct Selection<'a> {
-    fields: Option<&'a [String]>,
+    fields: Option<Vec<(&'a str, &'a str)>>,
     kind: FieldSelection,
 }
 
 impl<'a> Selection<'a> {
     fn new(selected: &'a [String], defaults: &'a [String]) -> Self {
+        let split = |list: &'a [String]| {
+            list.iter()
+                .filter_map(|f| f.trim().split_once("::"))
+                .collect::<Vec<_>>()
+        };
         if !selected.is_empty() {
             Selection {
-                fields: Some(selected),
+                fields: Some(split(selected)),
                 kind: FieldSelection::Selected,
             }
         } else if !defaults.is_empty() {
             Selection {
-                fields: Some(defaults),
+                fields: Some(split(defaults)),
                 kind: FieldSelection::Defaults,
             }
         } else {
@@ -413,13 +418,9 @@ impl<'a> Selection<'a> {
     }
 
     fn has(&self, section: &str, key: &str) -> bool {
-        match self.fields {
+        match &self.fields {
             None => true,
-            Some(list) => list.iter().any(|f| {
-                f.trim()
-                    .split_once("::")
-                    .is_some_and(|(s, k)| s == section && k == key)
-            }),
+            Some(list) => list.iter().any(|(s, k)| *s == section && *k == key),
         }
     }
 }
