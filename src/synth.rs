@@ -5,6 +5,8 @@
 //! depend on the seed (`synth_character_000123`), so documents that refer to one another (looks,
 //! presets) name entries that exist whenever every category has the same number of documents.
 
+// The character schema's identity keys: the engine's list, so the two cannot drift.
+use crate::engine::prompt::IDENTITY_KEYS;
 use serde_json::{Value, json};
 use std::fs;
 use std::io;
@@ -179,19 +181,6 @@ const CFGS: &[f64] = &[4.0, 4.5, 5.0, 5.5, 6.0, 7.0];
 const SIZES: &[(u64, u64)] = &[(832, 1216), (1216, 832), (1024, 1024), (896, 1152)];
 const QUALITY_POSITIVE: &str = "masterpiece, best quality, very aesthetic, absurdres";
 const QUALITY_NEGATIVE: &str = "lowres, bad anatomy, bad hands, worst quality, low quality, jpeg artifacts, signature, watermark, blurry, nsfw";
-
-const IDENTITY_KEYS: [&str; 10] = [
-    "base_specs",
-    "hair",
-    "eyes",
-    "hands",
-    "arms",
-    "torso",
-    "pelvis",
-    "legs",
-    "feet",
-    "extra",
-];
 
 /// splitmix64: tiny, fast and good enough to pick tags deterministically.
 struct Rng(u64);
