@@ -18,18 +18,21 @@ use serde_json::Value;
 const TARGET_P50_US: f64 = 50.0;
 const SWEEP_ITERS: usize = 2_000;
 
-/// (folder under `data/`, category name).
-const FOLDERS: [(&str, &str); 9] = [
-    ("characters", "characters"),
-    ("looks", "looks"),
-    ("clothing", "outfits"),
-    ("actions", "actions"),
-    ("styles", "styles"),
-    ("scenes", "scenes"),
-    ("detailers", "detailers"),
-    ("checkpoints", "checkpoints"),
-    ("presets", "presets"),
-];
+/// (folder under `data/`, category name), from the crate's category table.
+const FOLDERS: [(&str, &str); 9] = {
+    let d = &gaze::category::DESCRIPTORS;
+    [
+        (d[0].dir, d[0].key),
+        (d[1].dir, d[1].key),
+        (d[2].dir, d[2].key),
+        (d[3].dir, d[3].key),
+        (d[4].dir, d[4].key),
+        (d[5].dir, d[5].key),
+        (d[6].dir, d[6].key),
+        (d[7].dir, d[7].key),
+        (d[8].dir, d[8].key),
+    ]
+};
 
 /// category → slug → document, read from the bundled sample library.
 type Library = BTreeMap<&'static str, BTreeMap<String, Value>>;

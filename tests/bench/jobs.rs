@@ -4,12 +4,14 @@
 
 #[path = "../support/comfy_standin.rs"]
 mod comfy_standin;
+#[path = "common.rs"]
+mod common;
+#[path = "../support/sample.rs"]
+mod sample;
 
 use comfy_standin::{StandIn, StandInConfig};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 fn ms(d: Duration) -> f64 {
@@ -20,37 +22,8 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Every model name the sample library uses, so the stand-in accepts its workflows.
-fn sample_models() -> (Vec<String>, Vec<String>, Vec<String>) {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    let (mut c, mut l, mut v) = (Vec::new(), Vec::new(), Vec::new());
-    for dir in std::fs::read_dir(data).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Ok(doc) =
-                serde_json::from_slice::<Value>(&std::fs::read(f.path()).unwrap_or_default())
-            else {
-                continue;
-            };
-            if let Some(x) = doc["checkpoint_path"].as_str() {
-                c.push(x.to_string());
-            }
-            if let Some(x) = doc["lora"]["lora_name"].as_str().filter(|x| !x.is_empty()) {
-                l.push(x.to_string());
-            }
-            if let Some(x) = doc["vae"].as_str().filter(|x| *x != "integrated") {
-                v.push(x.to_string());
-            }
-        }
-    }
-    (c, l, v)
-}
-
 async fn standin() -> StandIn {
-    let (checkpoints, loras, vaes) = sample_models();
+    let (checkpoints, loras, vaes) = sample::sample_models();
     let s = comfy_standin::start(StandInConfig {
         checkpoints,
         loras,
@@ -78,47 +51,21 @@ impl Drop for Gaze {
 
 fn start_gaze(comfy: &str, paused: bool) -> Gaze {
     let dir = tempfile::tempdir().unwrap();
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/gaze");
-    let exe = if exe.exists() {
-        exe
-    } else {
-        env!("CARGO_BIN_EXE_gaze").into()
-    };
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--no-watch",
-        "--comfy",
-        comfy,
-    ])
-    .arg("--data")
-    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data"))
-    .arg("--ledger")
-    .arg(dir.path().join("ledger"))
-    .arg("--uploads")
-    .arg(dir.path().join("uploads"))
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    let mut args = vec!["--comfy", comfy];
     if paused {
-        cmd.arg("--paused");
+        args.push("--paused");
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .trim_start_matches("gaze listening on ")
-        .to_string();
+    let (child, url, _) = common::spawn_gaze(dir.path(), &sample::sample_data(), &args);
     Gaze {
         child,
         url,
         _dir: dir,
     }
+}
+
+/// GETs a JSON body.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 async fn generate(http: &reqwest::Client, url: &str, seed: u64) -> String {
@@ -199,22 +146,8 @@ async fn bench_throughput(http: &reqwest::Client) {
         .await
         .unwrap();
     loop {
-        let v: Value = http
-            .get(format!("{}/api/jobs?limit=1&status=done", g.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let q: Value = http
-            .get(format!("{}/api/queue", g.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(http, format!("{}/api/jobs?limit=1&status=done", g.url)).await;
+        let q = get_json(http, format!("{}/api/queue", g.url)).await;
         let open = q["pending"].as_array().map_or(0, Vec::len)
             + q["running"].as_array().map_or(0, Vec::len);
         if open == 0 && v["jobs"].as_array().is_some_and(|a| !a.is_empty()) {

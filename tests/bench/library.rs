@@ -2,14 +2,16 @@
 //! figures; asserts nothing. Run with `cargo bench --bench library`.
 //! Set GAZE_BENCH_EVENTS to change the size of the start-up ledger (default 1,000,000).
 
+#[path = "common.rs"]
+mod common;
+
 use gaze::category::Category;
 use gaze::command::{Command, render};
 use gaze::event::{DocBody, Envelope, Event, Origin};
 use gaze::handle::{Handle, Paths, Request};
 use gaze::ledger::Ledger;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command as Proc, Stdio};
+use std::process::Command as Proc;
 use std::time::{Duration, Instant};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -127,42 +129,7 @@ fn bench_loras() {
 
 /// Starts the release binary and returns (time to the listening line, peak RSS in KiB, url).
 fn start_binary(root: &Path) -> (Duration, u64, std::process::Child, String) {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/gaze");
-    let exe = if exe.exists() {
-        exe
-    } else {
-        env!("CARGO_BIN_EXE_gaze").into()
-    };
-    let t = Instant::now();
-    let mut child = Proc::new(exe)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--no-watch",
-            "--rescan-secs",
-            "3600",
-        ])
-        .arg("--data")
-        .arg(root.join("data"))
-        .arg("--ledger")
-        .arg(root.join("ledger"))
-        .arg("--uploads")
-        .arg(root.join("uploads"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let took = t.elapsed();
-    let url = line
-        .trim()
-        .trim_start_matches("gaze listening on ")
-        .to_string();
+    let (child, url, took) = common::spawn_gaze(root, &root.join("data"), &[]);
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let rss = status

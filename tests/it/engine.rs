@@ -25,18 +25,21 @@ const DEFAULT_CHECKPOINT: &str = "Illustrious_waiIllustriousSDXL_v140_safetensor
 
 // ───────────────────────────── the sample library ─────────────────────────────
 
-/// (folder under `data/`, category name).
-const FOLDERS: [(&str, &str); 9] = [
-    ("characters", "characters"),
-    ("looks", "looks"),
-    ("clothing", "outfits"),
-    ("actions", "actions"),
-    ("styles", "styles"),
-    ("scenes", "scenes"),
-    ("detailers", "detailers"),
-    ("checkpoints", "checkpoints"),
-    ("presets", "presets"),
-];
+/// (folder under `data/`, category name), from the crate's category table.
+const FOLDERS: [(&str, &str); 9] = {
+    let d = &gaze::category::DESCRIPTORS;
+    [
+        (d[0].dir, d[0].key),
+        (d[1].dir, d[1].key),
+        (d[2].dir, d[2].key),
+        (d[3].dir, d[3].key),
+        (d[4].dir, d[4].key),
+        (d[5].dir, d[5].key),
+        (d[6].dir, d[6].key),
+        (d[7].dir, d[7].key),
+        (d[8].dir, d[8].key),
+    ]
+};
 
 struct Library {
     /// category → (slug, document), sorted by slug.

@@ -1,50 +1,13 @@
 //! Generation through the job reactor against the ComfyUI stand-in: results saved with their
 //! metadata, covers, and the faults every peer tool loses work to.
 
-use crate::support::app::{Gaze, eventually, sample_data};
+use crate::support::app::{Gaze, eventually};
 use crate::support::comfy_standin::{self, Mode, StandIn, StandInConfig};
+use crate::support::sample::{sample_data, sample_models};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// The sample library's model names, so the stand-in's lists hold what the documents name.
-pub fn sample_models() -> (Vec<String>, Vec<String>, Vec<String>) {
-    let mut ckpts = BTreeSet::new();
-    let mut loras = BTreeSet::new();
-    let mut vaes = BTreeSet::new();
-    for dir in std::fs::read_dir(sample_data()).unwrap() {
-        let dir = dir.unwrap().path();
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for f in rd {
-            let p = f.unwrap().path();
-            if p.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            if let Some(c) = v["checkpoint_path"].as_str() {
-                ckpts.insert(c.to_string());
-            }
-            if let Some(l) = v["lora"]["lora_name"].as_str().filter(|l| !l.is_empty()) {
-                loras.insert(l.to_string());
-            }
-            if let Some(vae) = v["vae"]
-                .as_str()
-                .filter(|v| *v != "integrated" && !v.is_empty())
-            {
-                vaes.insert(vae.to_string());
-            }
-        }
-    }
-    (
-        ckpts.into_iter().collect(),
-        loras.into_iter().collect(),
-        vaes.into_iter().collect(),
-    )
-}
 
 pub async fn comfy(exec_ms: u64) -> StandIn {
     let (checkpoints, loras, vaes) = sample_models();
@@ -654,17 +617,10 @@ async fn a_job_waiting_in_comfyuis_queue_is_deleted_there_when_cancelled() {
 async fn every_page_can_generate_through_the_originals_route() {
     let c = comfy(10).await;
     let g = gaze_with(&[&c], &[]);
-    for (singular, category) in [
-        ("character", "characters"),
-        ("look", "looks"),
-        ("outfit", "outfits"),
-        ("action", "actions"),
-        ("style", "styles"),
-        ("scene", "scenes"),
-        ("detailer", "detailers"),
-        ("checkpoint", "checkpoints"),
-        ("preset", "presets"),
-    ] {
+    for (singular, category) in gaze::category::DESCRIPTORS
+        .iter()
+        .map(|d| (d.singular, d.key))
+    {
         let (_, list) = g.get(&format!("/api/library/{category}")).await;
         let slug = list["items"][0]["slug"].as_str().unwrap().to_string();
         let body = if category == "characters" || category == "looks" || category == "presets" {

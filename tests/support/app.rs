@@ -16,10 +16,7 @@ pub struct Gaze {
     pub stderr_path: PathBuf,
 }
 
-/// The repository's bundled sample library.
-pub fn sample_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
-}
+pub use super::sample::sample_data;
 
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

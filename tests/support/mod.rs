@@ -3,3 +3,4 @@
 
 pub mod app;
 pub mod comfy_standin;
+pub mod sample;
