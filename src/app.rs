@@ -1,11 +1,12 @@
 //! The composition root: opens the ledger, brings the projections and `data/` into agreement,
 //! starts the watcher and periodic rescans, and serves HTTP until shut down.
 
-use crate::category::Category;
-use crate::config::Config;
-use crate::event::Origin;
+use crate::cli::Config;
 use crate::handle::{Handle, Paths, Request};
-use crate::{sync, web};
+use crate::library::category::Category;
+use crate::store::event::Origin;
+
+use crate::web;
 
 /// Opens the ledger and syncs the library with disk. Blocking.
 pub fn open(config: &Config) -> Result<Handle, String> {
@@ -45,23 +46,23 @@ pub async fn serve(
         .await
         .map_err(|e| e.to_string())??;
     let _watcher = if config.watch {
-        sync::start_watcher(handle.clone(), config.watch_debounce)
+        crate::library::watcher::start_watcher(handle.clone(), config.watch_debounce)
     } else {
         None
     };
-    sync::start_periodic_rescan(handle.clone(), config.rescan_every);
+    crate::library::watcher::start_periodic_rescan(handle.clone(), config.rescan_every);
     if config.paused {
         handle
             .run(
                 Origin::Startup,
-                Request::Command(crate::command::Command::PauseQueue { paused: true }),
+                Request::Command(crate::library::command::Command::PauseQueue { paused: true }),
             )
             .await
             .map_err(|e| e.to_string())?;
     }
-    let live = crate::reactor::start(
+    let live = crate::jobs::reactor::start(
         handle.clone(),
-        crate::reactor::ReactorOptions {
+        crate::jobs::reactor::ReactorOptions {
             backends: config.comfy.clone(),
             uploads: config.uploads.clone(),
             ..Default::default()
@@ -71,10 +72,7 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
-    let served = axum::serve(listener, web::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| e.to_string());
+    let served = web::serve(listener, state, shutdown).await;
     tokio::task::spawn_blocking(move || handle.snapshot_now())
         .await
         .map_err(|e| e.to_string())?;

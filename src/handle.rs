@@ -3,13 +3,15 @@
 //! redb transaction, folds them into the projection, converges the files on disk, and then
 //! tells subscribers. Readers take the projection's read lock and are never held up by fsync.
 
-use crate::category::Category;
-use crate::command::{self, Command, Refusal};
-use crate::event::{Envelope, Event, Origin, Stored};
-use crate::files;
-use crate::ledger::{Ledger, LedgerError};
-use crate::library::Library;
-use crate::{models, sync};
+use crate::library::category::Category;
+use crate::library::command::{self, Command, Refusal};
+use crate::library::files;
+use crate::library::models;
+use crate::library::projection::Library;
+use crate::library::sync;
+use crate::store::event::{Envelope, Event, Origin, Stored};
+use crate::store::ledger::{Ledger, LedgerError};
+use crate::store::snapshot::{SNAPSHOT_EVERY, load};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -111,7 +113,7 @@ fn now_ms() -> u64 {
 /// A fresh random seed for a generation, exact in a browser's JavaScript numbers. Seeds are
 /// drawn here and by nobody else; the engine only takes them.
 pub fn random_seed() -> u64 {
-    (u128::from(ulid::Ulid::generate()) as u64) & crate::generate::MAX_RANDOM_SEED
+    (u128::from(ulid::Ulid::generate()) as u64) & crate::jobs::request::MAX_RANDOM_SEED
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -190,7 +192,7 @@ impl Handle {
     }
 
     /// A job's full spec (recipe and request included), read from its request event.
-    pub fn job_spec(&self, job: u128) -> Result<crate::event::JobSpec, String> {
+    pub fn job_spec(&self, job: u128) -> Result<crate::store::event::JobSpec, String> {
         let seq = self
             .library()
             .jobs
@@ -498,67 +500,4 @@ impl Handle {
         }
         Ok(())
     }
-}
-
-/// Events between snapshots; more documents than this stretch the interval to their count, so
-/// snapshot cost stays a small share of the work it saves.
-pub const SNAPSHOT_EVERY: u64 = 10_000;
-
-/// The projection up to and including `upto`, from the newest usable snapshot, and the seq of
-/// that snapshot (0 if none).
-pub fn load(ledger: &Ledger, upto: u64) -> Result<(Library, u64), LedgerError> {
-    let (mut lib, from) = match ledger.snapshot_at_or_before(upto)? {
-        Some((seq, bytes)) => match Library::from_snapshot(&bytes) {
-            Some(lib) if lib.seq == seq => (lib, seq),
-            _ => {
-                tracing::warn!("ignoring an unreadable snapshot at seq {seq}");
-                (Library::default(), 0)
-            }
-        },
-        None => (Library::default(), 0),
-    };
-    // Reading and decoding run on a second thread while this one folds: on a long tail the
-    // two halves take about the same time.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Stored>>(16);
-    let read = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let mut chunk = Vec::with_capacity(1024);
-            let r = ledger.fold(from + 1, upto, |s| {
-                chunk.push(s);
-                if chunk.len() == 1024 {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(1024));
-                    if tx.send(full).is_err() {
-                        return false;
-                    }
-                }
-                true
-            });
-            if !chunk.is_empty() {
-                let _ = tx.send(chunk);
-            }
-            r
-        });
-        for chunk in rx {
-            for s in &chunk {
-                lib.apply(s);
-            }
-        }
-        reader.join()
-    });
-    match read {
-        Ok(r) => r?,
-        Err(_) => return Err(LedgerError::Storage("the ledger reader panicked".into())),
-    }
-    Ok((lib, from))
-}
-
-/// Folds the whole ledger into a fresh projection, up to and including `upto`, ignoring
-/// snapshots.
-pub fn replay(ledger: &Ledger, upto: u64) -> Result<Library, LedgerError> {
-    let mut lib = Library::default();
-    ledger.fold(1, upto, |s| {
-        lib.apply(&s);
-        true
-    })?;
-    Ok(lib)
 }

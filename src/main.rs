@@ -1,6 +1,6 @@
 //! The `gaze` binary: parses the sub-command and hands over to the library.
 
-use gaze::config::{Config, SERVE_HELP};
+use gaze::cli::{Config, SERVE_HELP};
 
 /// mimalloc: prompt and workflow building allocate many small strings and maps; it roughly
 /// halves their cost against glibc's allocator (see `cargo bench --bench engine`).
@@ -137,15 +137,15 @@ fn preview(args: &[String]) -> Result<(), String> {
         };
         body.insert(key.to_string(), v.into());
     }
-    let req = gaze::generate::GenRequest::from_json(&body)?;
-    let lib = gaze::sync::library_from_disk(&data);
-    let backend = gaze::generate::Backend {
+    let req = gaze::jobs::request::GenRequest::from_json(&body)?;
+    let lib = gaze::library::sync::library_from_disk(&data);
+    let backend = gaze::jobs::request::Backend {
         vanilla,
         ..Default::default()
     };
     let seed = gaze::handle::random_seed();
     let resolved =
-        gaze::generate::resolve(&lib, &req, seed, &backend).map_err(|e| e.to_string())?;
+        gaze::jobs::request::resolve(&lib, &req, seed, &backend).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&resolved.preview()).map_err(|e| e.to_string())?;
     println!("{text}");
     Ok(())

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 /// The library categories (the crate's one definition; documents name theirs by API key).
-pub use crate::category::Category;
+pub use crate::library::category::Category;
 
 /// The sentinel a caller passes instead of a character slug to ask for a random character.
 pub const RANDOM_SENTINEL: &str = "__random__";

@@ -2,13 +2,15 @@
 //! category; the category descriptor decides the differences.
 
 use super::{ApiError, AppState};
-use crate::category::{Category, is_slug};
-use crate::command::{Command, Refusal};
-use crate::event::{Origin, Source};
-use crate::generate::{self, GenRequest};
 use crate::handle::{Outcome, Request};
-use crate::library::{Entry, Library};
-use crate::{models, settings, uploads};
+use crate::jobs::request::{self, GenRequest};
+use crate::library::category::{Category, is_slug};
+use crate::library::command::{Command, Refusal};
+use crate::library::models;
+use crate::library::projection::{Entry, Library};
+use crate::library::settings;
+use crate::library::uploads;
+use crate::store::event::{Origin, Source};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -688,13 +690,13 @@ async fn set_default_checkpoint(State(s): State<AppState>, body: Bytes) -> ApiRe
 pub fn resolve_body(
     s: &AppState,
     body: &Map<String, Value>,
-) -> Result<(GenRequest, generate::Resolved), ApiError> {
+) -> Result<(GenRequest, request::Resolved), ApiError> {
     let req = GenRequest::from_json(body).map_err(ApiError::bad)?;
-    let resolved = generate::resolve(
+    let resolved = request::resolve(
         &s.handle.library(),
         &req,
         crate::handle::random_seed(),
-        &generate::Backend::default(),
+        &request::Backend::default(),
     )?;
     Ok((req, resolved))
 }

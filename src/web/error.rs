@@ -1,8 +1,8 @@
 //! The web layer's one error type: every failure becomes a status and a JSON
 //! `{"error": "..."}` that says what was wrong; internals are logged, never sent.
 
-use crate::command::Refusal;
 use crate::handle::ExecError;
+use crate::library::command::Refusal;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

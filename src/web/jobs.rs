@@ -4,13 +4,13 @@
 
 use super::api::{category, json_object, resolve_body};
 use super::{ApiError, AppState};
-use crate::category::Category;
-use crate::command::Command;
-use crate::event::{Event, JobSpec, Origin};
-use crate::generate::{self, GenRequest};
 use crate::handle::Request;
 use crate::handle::random_seed;
-use crate::jobs::Job;
+use crate::jobs::projection::Job;
+use crate::jobs::request::{self, GenRequest};
+use crate::library::category::Category;
+use crate::library::command::Command;
+use crate::store::event::{Event, JobSpec, Origin};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -80,7 +80,7 @@ fn job_json(s: &AppState, j: &Job) -> Value {
         "error": j.error,
         "error_node": j.error_node,
         "failures": j.failures,
-        "waiting": if j.state == crate::jobs::JobState::Queued { waiting } else { None },
+        "waiting": if j.state == crate::jobs::projection::JobState::Queued { waiting } else { None },
         "progress": progress,
         "requested_at": j.requested_at,
         "updated_at": j.updated_at,
@@ -110,7 +110,7 @@ async fn enqueue(s: &AppState, jobs: Vec<(u128, JobSpec)>) -> Result<(), ApiErro
 /// Resolves a request body into a job spec.
 fn spec_for(s: &AppState, body: &Map<String, Value>) -> Result<JobSpec, ApiError> {
     let (req, resolved) = resolve_body(s, body)?;
-    Ok(generate::job_spec(&req, &resolved, body))
+    Ok(request::job_spec(&req, &resolved, body))
 }
 
 async fn generate_route(State(s): State<AppState>, body: Bytes) -> ApiResult {
@@ -130,7 +130,7 @@ async fn page_generate(
     Path((singular, slug)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
-    let c = crate::category::DESCRIPTORS
+    let c = crate::library::category::DESCRIPTORS
         .iter()
         .find(|d| d.singular == singular)
         .map(|d| d.category)
@@ -181,9 +181,8 @@ async fn generate_missing(State(s): State<AppState>, body: Bytes) -> ApiResult {
                 req.insert("character".into(), crate::engine::RANDOM_SENTINEL.into());
             }
             let r = GenRequest::from_json(&req).map_err(ApiError::bad)?;
-            let resolved =
-                generate::resolve(&lib, &r, random_seed(), &generate::Backend::default())?;
-            let mut spec = generate::job_spec(&r, &resolved, &req);
+            let resolved = request::resolve(&lib, &r, random_seed(), &request::Backend::default())?;
+            let mut spec = request::job_spec(&r, &resolved, &req);
             spec.batch = Some(batch);
             jobs.push((new_id(), spec));
         }
@@ -211,16 +210,16 @@ async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let batch = new_id();
     let jobs: Vec<(u128, JobSpec)> = {
         let lib = s.handle.library();
-        generate::resolve_sweep(
+        request::resolve_sweep(
             &lib,
             &req,
             random_seed(),
-            &generate::Backend::default(),
+            &request::Backend::default(),
             range,
         )?
         .into_iter()
         .map(|(weight, resolved)| {
-            let mut spec = generate::job_spec(&req, &resolved, &m);
+            let mut spec = request::job_spec(&req, &resolved, &m);
             spec.batch = Some(batch);
             spec.set_cover = false;
             spec.label = format!("{} @ {weight}", spec.label);
@@ -435,9 +434,9 @@ async fn stream(State(s): State<AppState>) -> impl IntoResponse {
                 r = async { match live.as_mut() { Some(l) => l.recv().await.ok(), None => std::future::pending().await } } => match r {
                     Some(ev) => {
                         let kind = match &ev {
-                            crate::reactor::LiveEvent::Progress { .. } => "progress",
-                            crate::reactor::LiveEvent::Waiting { .. } => "waiting",
-                            crate::reactor::LiveEvent::Backends { .. } => "backends",
+                            crate::jobs::reactor::LiveEvent::Progress { .. } => "progress",
+                            crate::jobs::reactor::LiveEvent::Waiting { .. } => "waiting",
+                            crate::jobs::reactor::LiveEvent::Backends { .. } => "backends",
                         };
                         tx.send(SseEvent::default().event(kind).data(serde_json::to_string(&ev).unwrap_or_default())).is_ok()
                     }

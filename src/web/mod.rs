@@ -6,7 +6,7 @@ mod error;
 mod jobs;
 mod pages;
 
-use crate::config::Config;
+use crate::cli::Config;
 use crate::handle::Handle;
 use axum::Router;
 use std::sync::Arc;
@@ -21,13 +21,18 @@ pub struct AppState {
     /// Serialized category lists, keyed by the shelf generation they were made from.
     pub list_cache: Arc<std::sync::Mutex<ListCache>>,
     /// The reactor's live state; `None` when no reactor runs (tools, tests of the API alone).
-    pub live: Option<crate::reactor::Live>,
+    pub live: Option<crate::jobs::reactor::Live>,
 }
 
-pub type ListCache = std::collections::HashMap<crate::category::Category, (u64, axum::body::Bytes)>;
+pub type ListCache =
+    std::collections::HashMap<crate::library::category::Category, (u64, axum::body::Bytes)>;
 
 impl AppState {
-    pub fn new(handle: Handle, config: Config, live: Option<crate::reactor::Live>) -> AppState {
+    pub fn new(
+        handle: Handle,
+        config: Config,
+        live: Option<crate::jobs::reactor::Live>,
+    ) -> AppState {
         AppState {
             handle,
             config: Arc::new(config),
@@ -49,4 +54,16 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/static", statics)
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Serves the app on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -2,9 +2,9 @@
 //! with their counts, sync problems, and the newest events.
 
 use super::AppState;
-use crate::category::Category;
-use crate::event::Origin;
 use crate::handle::Request;
+use crate::library::category::Category;
+use crate::store::event::Origin;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -20,7 +20,7 @@ const SWEEP_ITERS: usize = 2_000;
 
 /// (folder under `data/`, category name), from the crate's category table.
 const FOLDERS: [(&str, &str); 9] = {
-    let d = &gaze::category::DESCRIPTORS;
+    let d = &gaze::library::category::DESCRIPTORS;
     [
         (d[0].dir, d[0].key),
         (d[1].dir, d[1].key),

@@ -5,11 +5,11 @@
 #[path = "common.rs"]
 mod common;
 
-use gaze::category::Category;
-use gaze::command::{Command, render};
-use gaze::event::{DocBody, Envelope, Event, Origin};
 use gaze::handle::{Handle, Paths, Request};
-use gaze::ledger::Ledger;
+use gaze::library::category::Category;
+use gaze::library::command::{Command, render};
+use gaze::store::event::{DocBody, Envelope, Event, Origin};
+use gaze::store::ledger::Ledger;
 use std::path::Path;
 use std::process::Command as Proc;
 use std::time::{Duration, Instant};
@@ -116,7 +116,7 @@ fn bench_loras() {
         let t = Instant::now();
         listed = Category::ALL
             .iter()
-            .map(|c| gaze::models::list_loras(tmp.path(), *c).len())
+            .map(|c| gaze::library::models::list_loras(tmp.path(), *c).len())
             .sum::<usize>();
         times.push(t.elapsed());
     }
@@ -239,7 +239,7 @@ fn bench_startup() {
     }
     start("after a SIGKILL (redb recovers the file)");
     // The worst case after a crash: a full interval of events since the last snapshot.
-    let tail = gaze::handle::SNAPSHOT_EVERY.max(docs) - 1;
+    let tail = gaze::store::snapshot::SNAPSHOT_EVERY.max(docs) - 1;
     let ledger = Ledger::open(&root.join("ledger/gaze.redb")).unwrap();
     let mut batch = Vec::new();
     for k in 0..tail {

@@ -1,9 +1,9 @@
-//! The ComfyUI client (`gaze::comfy`) against the stand-in ComfyUI: submission, lookup before
+//! The ComfyUI client (`gaze::jobs::comfy`) against the stand-in ComfyUI: submission, lookup before
 //! resubmission, outcomes, cancelling, outages and live progress.
 
 use std::time::Duration;
 
-use gaze::comfy::{Backend, ComfyError, Known, Outcome, Progress, prompt_id_for};
+use gaze::jobs::comfy::{Backend, ComfyError, Known, Outcome, Progress, prompt_id_for};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -333,7 +333,7 @@ async fn outage_is_unreachable_then_the_same_backend_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_and_garbage_are_retryable() {
     let (s, b) = standin(50).await;
-    let img = gaze::comfy::ImageRef {
+    let img = gaze::jobs::comfy::ImageRef {
         node_id: "9".into(),
         filename: "x_00001_.png".into(),
         subfolder: String::new(),
@@ -444,7 +444,7 @@ async fn models_lists_folders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_of_a_missing_file_is_not_found() {
     let (_s, b) = standin(50).await;
-    let img = gaze::comfy::ImageRef {
+    let img = gaze::jobs::comfy::ImageRef {
         node_id: "9".into(),
         filename: "nope_00001_.png".into(),
         subfolder: "gaze".into(),

@@ -27,7 +27,7 @@ const DEFAULT_CHECKPOINT: &str = "Illustrious_waiIllustriousSDXL_v140_safetensor
 
 /// (folder under `data/`, category name), from the crate's category table.
 const FOLDERS: [(&str, &str); 9] = {
-    let d = &gaze::category::DESCRIPTORS;
+    let d = &gaze::library::category::DESCRIPTORS;
     [
         (d[0].dir, d[0].key),
         (d[1].dir, d[1].key),

@@ -111,7 +111,7 @@ async fn random_characters_presets_and_looks_resolve() {
     assert_eq!(status, 200, "{p}");
     assert_eq!(
         p["character"].as_str().unwrap(),
-        gaze::category::Category::Characters.slug_of(&owner),
+        gaze::library::category::Category::Characters.slug_of(&owner),
         "a look brings its own character"
     );
     assert!(

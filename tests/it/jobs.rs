@@ -95,7 +95,7 @@ async fn a_generated_image_is_saved_with_its_metadata_and_can_replace_the_cover(
         .bytes()
         .await
         .unwrap();
-    let texts = gaze::png::read_text(&bytes).unwrap();
+    let texts = gaze::jobs::png::read_text(&bytes).unwrap();
     let keys: Vec<&str> = texts.iter().map(|(k, _)| k.as_str()).collect();
     assert!(
         keys.contains(&"prompt"),
@@ -604,7 +604,8 @@ async fn a_job_waiting_in_comfyuis_queue_is_deleted_there_when_cancelled() {
     let cancelled = job(&g, &second).await;
     assert_eq!(cancelled["status"], "cancelled");
     // Its prompt id may not have been recorded if the cancel overtook the submission record.
-    let pid = gaze::comfy::prompt_id_for(u128::from(ulid::Ulid::from_string(&second).unwrap()));
+    let pid =
+        gaze::jobs::comfy::prompt_id_for(u128::from(ulid::Ulid::from_string(&second).unwrap()));
     assert_eq!(c.executions(&pid), 0, "it never ran");
     assert!(
         c.history_entry(&pid).is_none(),
@@ -617,7 +618,7 @@ async fn a_job_waiting_in_comfyuis_queue_is_deleted_there_when_cancelled() {
 async fn every_page_can_generate_through_the_originals_route() {
     let c = comfy(10).await;
     let g = gaze_with(&[&c], &[]);
-    for (singular, category) in gaze::category::DESCRIPTORS
+    for (singular, category) in gaze::library::category::DESCRIPTORS
         .iter()
         .map(|d| (d.singular, d.key))
     {

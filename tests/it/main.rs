@@ -12,3 +12,4 @@ mod jobs;
 mod library;
 mod replay;
 mod sync;
+mod tidy;

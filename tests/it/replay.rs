@@ -1,10 +1,11 @@
 //! Projections are pure folds: dropping them and replaying the ledger gives the same state.
 
 use crate::support::app::sample_data;
-use gaze::category::Category;
-use gaze::command::Command;
-use gaze::event::{Origin, Source};
-use gaze::handle::{Handle, Paths, Request, replay};
+use gaze::handle::{Handle, Paths, Request};
+use gaze::library::category::Category;
+use gaze::library::command::Command;
+use gaze::store::event::{Origin, Source};
+use gaze::store::snapshot::replay;
 use serde_json::json;
 
 fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {

@@ -12,7 +12,7 @@ pub fn sample_data() -> PathBuf {
 /// Checkpoint paths, LoRA names and named VAEs used by the sample documents, sorted.
 pub fn sample_models() -> (Vec<String>, Vec<String>, Vec<String>) {
     let (mut ckpts, mut loras, mut vaes) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-    for c in gaze::category::Category::ALL {
+    for c in gaze::library::category::Category::ALL {
         let dir = sample_data().join(c.desc().dir);
         for f in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let Ok(doc) = serde_json::from_slice::<serde_json::Value>(

@@ -7,12 +7,15 @@
 //! its retry round), and before any POST the reactor asks the backend whether it already has
 //! that id, in history or in its queue. It posts only when neither knows it.
 
-use crate::comfy::{self, Backend, ComfyError, Known, Outcome};
-use crate::command::Command;
-use crate::event::{Event, JobSpec, Origin};
+use crate::engine;
 use crate::handle::{Handle, Request};
-use crate::jobs::{Job, JobState};
-use crate::{engine, files, generate, png};
+use crate::jobs::comfy::{self, Backend, ComfyError, Known, Outcome};
+use crate::jobs::png;
+use crate::jobs::projection::{Job, JobState};
+use crate::jobs::request;
+use crate::library::command::Command;
+use crate::library::files;
+use crate::store::event::{Event, JobSpec, Origin};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -758,7 +761,7 @@ impl Reactor {
         for (endless, request) in sessions {
             let made = {
                 let lib = self.handle.library();
-                generate::job_from_json(&lib, &request, crate::handle::random_seed(), Some(endless))
+                request::job_from_json(&lib, &request, crate::handle::random_seed(), Some(endless))
             };
             let cmd = match made {
                 Ok(spec) => Command::Enqueue {
@@ -1084,7 +1087,7 @@ pub fn a1111_parameters(recipe: &Value, job: u128) -> String {
 /// Where a job's images go: `uploads/<category>/<slug>/` or `uploads/generator/`.
 fn image_dir(job: &Job) -> (PathBuf, String) {
     match &job.info.target {
-        Some((c, slug)) if crate::category::is_slug(slug) => (
+        Some((c, slug)) if crate::library::category::is_slug(slug) => (
             PathBuf::from(c.key()).join(slug),
             format!("uploads/{}/{slug}", c.key()),
         ),
@@ -1120,7 +1123,7 @@ async fn save_image(
         let (data, ext) = match png::add_text(&bytes, &[("gaze", &gaze), ("parameters", &params)]) {
             Ok(with) => (with, "png"),
             Err(_) => {
-                let ext = crate::uploads::image_kind(&bytes).unwrap_or("bin");
+                let ext = crate::library::uploads::image_kind(&bytes).unwrap_or("bin");
                 (bytes, ext)
             }
         };
@@ -1159,7 +1162,7 @@ mod tests {
 
     #[test]
     fn prompt_ids_change_with_each_failed_round_only() {
-        let spec = crate::event::JobSpec {
+        let spec = crate::store::event::JobSpec {
             label: String::new(),
             target: None,
             set_cover: false,
@@ -1169,7 +1172,7 @@ mod tests {
             retry_of: None,
             endless: None,
         };
-        let mut jobs = crate::jobs::Jobs::default();
+        let mut jobs = crate::jobs::projection::Jobs::default();
         jobs.apply(1, 0, &Event::JobRequested { job: 77, spec });
         let first = prompt_id(jobs.get(77).unwrap());
         assert_eq!(first, comfy::prompt_id_for(77));

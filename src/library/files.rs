@@ -2,8 +2,8 @@
 //! (temp file, fsync, rename, fsync of the folder) and removes the files of deleted entries.
 //! It converges a file to what the projection says, so running it twice is harmless.
 
-use crate::category::Category;
-use crate::library::Library;
+use crate::library::category::Category;
+use crate::library::projection::Library;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

@@ -2,8 +2,8 @@
 //! default fields, sync failures, preferences and settings. It never does IO and never fails,
 //! so replaying from seq 1 always rebuilds the same state.
 
-use crate::category::Category;
-use crate::event::{DocBody, Event, Stored};
+use crate::library::category::Category;
+use crate::store::event::{DocBody, Event, Stored};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -87,7 +87,7 @@ pub struct Library {
     pub settings: String,
     pub default_checkpoint: Option<String>,
     /// Generation jobs (not rewound by a restore).
-    pub jobs: crate::jobs::Jobs,
+    pub jobs: crate::jobs::projection::Jobs,
 }
 
 impl Default for Library {
@@ -98,7 +98,7 @@ impl Default for Library {
             preferences: BTreeMap::new(),
             settings: "{}".into(),
             default_checkpoint: None,
-            jobs: crate::jobs::Jobs::default(),
+            jobs: crate::jobs::projection::Jobs::default(),
         }
     }
 }
@@ -312,7 +312,7 @@ struct Snap {
     preferences: Vec<(String, Vec<(String, String)>)>,
     settings: String,
     default_checkpoint: Option<String>,
-    jobs: crate::jobs::Jobs,
+    jobs: crate::jobs::projection::Jobs,
 }
 
 impl Library {

@@ -2,10 +2,10 @@
 //! against the current library and returns the events to append, or a refusal. Anything that
 //! needs IO (reading files, saving uploads) is done first and put into the command.
 
-use crate::category::{Category, SlugRule, slugify};
-use crate::event::{DocBody, Event, JobSpec, Source, content_hash};
-use crate::jobs::JobState;
-use crate::library::Library;
+use crate::jobs::projection::JobState;
+use crate::library::category::{Category, SlugRule, slugify};
+use crate::library::projection::Library;
+use crate::store::event::{DocBody, Event, JobSpec, Source, content_hash};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! Given/when/then tests of the command rules: given events, when a command, then events.
 
 use super::*;
-use crate::event::{Envelope, Origin, Stored};
+use crate::store::event::{Envelope, Origin, Stored};
 use serde_json::json;
 
 const C: Category = Category::Characters;

@@ -2,7 +2,7 @@
 //! writer appends whole commands in single write transactions; readers use MVCC snapshots and
 //! are never blocked by the writer.
 
-use crate::event::{self, Envelope, Stored};
+use crate::store::event::{self, Envelope, Stored};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -236,8 +236,8 @@ fn decode_row(seq: u64, bytes: &[u8]) -> Result<Stored, LedgerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::category::Category;
-    use crate::event::{Event, Origin};
+    use crate::library::category::Category;
+    use crate::store::event::{Event, Origin};
 
     fn env(i: u64) -> Envelope {
         Envelope {

@@ -1,7 +1,7 @@
 //! The event vocabulary and its frozen byte encoding: the envelope, every event kind, and the
 //! schema-versioned bincode codec. Stored shapes never change; new shapes are new variants.
 
-use crate::category::Category;
+use crate::library::category::Category;
 use serde::{Deserialize, Serialize};
 
 /// Who caused an event. Stored by variant index: append only.
@@ -587,7 +587,7 @@ mod tests {
             .collect()
     }
 
-    const GOLDEN: &str = include_str!("../tests/fixtures/golden_events_v1.txt");
+    const GOLDEN: &str = include_str!("../../tests/fixtures/golden_events_v1.txt");
 
     #[test]
     fn golden_fixtures_decode_to_the_same_events_forever() {

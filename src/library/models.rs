@@ -1,10 +1,10 @@
 //! Model files on disk: checkpoints under the checkpoint root (`Illustrious/`, `Noob/`), which
 //! get default documents when no JSON describes them, and LoRA files listed per category folder.
 
-use crate::category::Category;
-use crate::command::Command;
-use crate::event::Source;
-use crate::library::{Entry, Library};
+use crate::library::category::Category;
+use crate::library::command::Command;
+use crate::library::projection::{Entry, Library};
+use crate::store::event::Source;
 use serde_json::{Map, Value, json};
 use std::path::Path;
 

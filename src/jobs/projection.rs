@@ -2,8 +2,8 @@
 //! order, the pause switch and the endless sessions. The reactor reads it to decide what to do;
 //! the API reads it for status.
 
-use crate::category::Category;
-use crate::event::{Event, JobSpec};
+use crate::library::category::Category;
+use crate::store::event::{Event, JobSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -80,7 +80,7 @@ pub fn write_key(path: &Path, key: Option<&str>) -> std::io::Result<()> {
             _ => Ok(()),
         },
         Some(k) => {
-            crate::files::write_atomic(path, k.as_bytes())?;
+            crate::library::files::write_atomic(path, k.as_bytes())?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;

@@ -3,10 +3,10 @@
 //! checkpoint, seed and size. The result is handed to the pure engine, and everything it used is
 //! recorded as the job's recipe. Pure: the seed and every random pick are inputs.
 
-use crate::category::Category;
-use crate::command::{Refusal, check_fields};
 use crate::engine::{self, Composition, Doc, GenerationOptions, KnownModels, RANDOM_SENTINEL};
-use crate::library::{Entry, Library};
+use crate::library::category::Category;
+use crate::library::command::{Refusal, check_fields};
+use crate::library::projection::{Entry, Library};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -604,7 +604,7 @@ pub fn job_from_json(
     request: &str,
     seed: u64,
     endless: Option<u128>,
-) -> Result<crate::event::JobSpec, String> {
+) -> Result<crate::store::event::JobSpec, String> {
     let m: Map<String, Value> =
         serde_json::from_str(request).map_err(|e| format!("the request does not parse: {e}"))?;
     let req = GenRequest::from_json(&m)?;
@@ -619,12 +619,12 @@ pub fn job_spec(
     req: &GenRequest,
     resolved: &Resolved,
     request: &Map<String, Value>,
-) -> crate::event::JobSpec {
+) -> crate::store::event::JobSpec {
     let label = match &req.target {
         Some((c, s)) => format!("{}/{s}", c.key()),
         None => "generator".to_string(),
     };
-    crate::event::JobSpec {
+    crate::store::event::JobSpec {
         label,
         target: req.target.clone(),
         set_cover: resolved.replace_cover,

@@ -1,7 +1,7 @@
 //! Uploaded and generated images under the uploads root: recognising real images by their
 //! bytes, the size limit, and the `<category>/<slug>/` layout with names the app chooses.
 
-use crate::category::{Category, is_slug};
+use crate::library::category::{Category, is_slug};
 use std::path::{Path, PathBuf};
 
 /// The largest cover image accepted.
@@ -49,7 +49,7 @@ pub fn save_cover(uploads: &Path, c: Category, slug: &str, bytes: &[u8]) -> Resu
         "cover_{}.{ext}",
         ulid::Ulid::generate().to_string().to_lowercase()
     );
-    crate::files::write_atomic(&dir.join(&name), bytes)
+    crate::library::files::write_atomic(&dir.join(&name), bytes)
         .map_err(|e| format!("could not save the image: {e}"))?;
     Ok(format!("uploads/{}/{slug}/{name}", c.key()))
 }
