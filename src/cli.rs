@@ -1,10 +1,208 @@
-//! Command-line and environment configuration for `gaze serve`: flags win over environment
-//! variables, which win over the defaults that serve the bundled sample library.
+//! The command line, on clap: `gaze serve | preview | synth` with their flags and environment
+//! variables (a flag wins over its variable, which wins over the default that serves the
+//! bundled sample library), and `Config`, what `gaze serve` runs with.
 
+use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// gaze — an event-sourced prompt-asset library that generates images through ComfyUI.
+///
+/// With no sub-command, `gaze` serves the app (`gaze serve`).
+#[derive(Parser, Debug)]
+#[command(name = "gaze", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Serve the app (the default): the library, the job reactor and the web pages.
+    Serve(ServeArgs),
+    /// Resolve one generation request against data/ and print its prompts, workflow and the
+    /// source of every tag, as JSON. Reads files only, so it works while a server runs.
+    Preview(PreviewArgs),
+    /// Write a synthetic library (N documents per category) for benchmarks and experiments.
+    Synth(SynthArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(
+        long,
+        env = "GAZE_BIND",
+        default_value = "127.0.0.1:5000",
+        value_name = "ADDR"
+    )]
+    pub bind: SocketAddr,
+    /// The library's JSON folders.
+    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// The ledger folder (holding gaze.redb) or a .redb file.
+    #[arg(
+        long,
+        env = "GAZE_LEDGER",
+        default_value = "ledger",
+        value_name = "DIR|FILE"
+    )]
+    pub ledger: PathBuf,
+    /// Where covers and generated images are kept.
+    #[arg(
+        long,
+        env = "GAZE_UPLOADS",
+        default_value = "static/uploads",
+        value_name = "DIR"
+    )]
+    pub uploads: PathBuf,
+    /// CSS, scripts and fonts.
+    #[arg(long = "static", default_value = "static", value_name = "DIR")]
+    pub static_dir: PathBuf,
+    /// The ComfyUI workflow template (written from the built-in copy when missing).
+    #[arg(
+        long,
+        env = "GAZE_WORKFLOW",
+        default_value = "comfy_workflow.json",
+        value_name = "FILE"
+    )]
+    pub workflow: PathBuf,
+    /// A ComfyUI backend; repeat for several (the variable takes a comma-separated list).
+    #[arg(
+        long = "comfy",
+        env = "COMFYUI_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8188",
+        value_name = "URL"
+    )]
+    pub comfy: Vec<String>,
+    /// Checkpoint root holding Illustrious/ and Noob/.
+    #[arg(long, env = "GAZE_CHECKPOINTS", value_name = "DIR")]
+    pub checkpoints: Option<PathBuf>,
+    /// LoRA root holding Illustrious/<Looks, Clothing, …>/.
+    #[arg(long, env = "GAZE_LORAS", value_name = "DIR")]
+    pub loras: Option<PathBuf>,
+    /// Another Host name the app answers to (a reverse proxy, a LAN name); repeatable.
+    #[arg(
+        long = "allow-host",
+        env = "GAZE_ALLOW_HOSTS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allow_hosts: Vec<String>,
+    /// Seconds between full rescans of data/ (they back up the file watcher).
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rescan_secs: u64,
+    /// Do not watch data/ for outside edits (periodic rescans still run).
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Start with the job queue paused.
+    #[arg(long)]
+    pub paused: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PreviewArgs {
+    /// The page's category (characters, outfits, looks, …).
+    #[arg(long)]
+    pub category: String,
+    /// The page's entry.
+    #[arg(long)]
+    pub slug: String,
+    /// A character slug, or __random__.
+    #[arg(long)]
+    pub character: Option<String>,
+    /// The seed (default: a new random one).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Fields to use, as section::key, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "SECTION::KEY,…")]
+    pub fields: Option<Vec<String>>,
+    /// A checkpoint_path (default: the first checkpoint).
+    #[arg(long)]
+    pub checkpoint: Option<String>,
+    /// Image width (default 832).
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Image height (default 1216).
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Added to the positive prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub extra_positive: Option<String>,
+    /// Added to the negative prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub extra_negative: Option<String>,
+    /// Build for a backend without the Impact Pack (no face and hand detailers).
+    #[arg(long)]
+    pub vanilla: bool,
+    /// The library's JSON folders.
+    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// The ComfyUI workflow template (the built-in copy when the file is missing).
+    #[arg(
+        long,
+        env = "GAZE_WORKFLOW",
+        default_value = "comfy_workflow.json",
+        value_name = "FILE"
+    )]
+    pub workflow: PathBuf,
+}
+
+impl PreviewArgs {
+    /// The generation request these flags describe, as the API's JSON body.
+    pub fn request_body(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut body = serde_json::Map::new();
+        body.insert("category".into(), self.category.clone().into());
+        body.insert("slug".into(), self.slug.clone().into());
+        let texts = [
+            ("character", &self.character),
+            ("checkpoint", &self.checkpoint),
+            ("extra_positive", &self.extra_positive),
+            ("extra_negative", &self.extra_negative),
+        ];
+        for (k, v) in texts {
+            if let Some(v) = v {
+                body.insert(k.into(), v.clone().into());
+            }
+        }
+        if let Some(s) = self.seed {
+            body.insert("seed".into(), s.into());
+        }
+        for (k, v) in [("width", self.width), ("height", self.height)] {
+            if let Some(v) = v {
+                body.insert(k.into(), v.into());
+            }
+        }
+        if let Some(f) = &self.fields {
+            let list: Vec<serde_json::Value> =
+                f.iter().map(|s| s.trim().to_string().into()).collect();
+            body.insert("fields".into(), list.into());
+        }
+        body
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SynthArgs {
+    /// Folder to write the library into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Documents per category.
+    #[arg(long, default_value_t = 100)]
+    pub count: usize,
+    /// Seed for the generator (the same seed writes the same library).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write this many empty LoRA files under DIR/loras.
+    #[arg(long, default_value_t = 0)]
+    pub loras: usize,
+}
+
+/// What `gaze serve` runs with.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -13,48 +211,19 @@ pub struct Config {
     pub ledger: PathBuf,
     pub uploads: PathBuf,
     pub static_dir: PathBuf,
+    /// The user's ComfyUI workflow template.
+    pub workflow: PathBuf,
     pub comfy: Vec<String>,
     pub checkpoints: Option<PathBuf>,
     pub loras: Option<PathBuf>,
+    /// Host names allowed besides loopback names and the bound address.
+    pub allow_hosts: Vec<String>,
     pub rescan_every: Duration,
     pub watch_debounce: Duration,
     pub watch: bool,
     /// Start with the job queue paused (`--paused`).
     pub paused: bool,
 }
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            bind: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            data: "data".into(),
-            ledger: PathBuf::from("ledger").join("gaze.redb"),
-            uploads: PathBuf::from("static").join("uploads"),
-            static_dir: "static".into(),
-            comfy: Vec::new(),
-            checkpoints: None,
-            loras: None,
-            rescan_every: Duration::from_secs(30),
-            watch_debounce: Duration::from_millis(300),
-            watch: true,
-            paused: false,
-        }
-    }
-}
-
-pub const SERVE_HELP: &str = "\
-gaze serve [options]
-  --bind ADDR          address to listen on (GAZE_BIND; default 127.0.0.1:5000; port 0 picks one)
-  --data DIR           the library's JSON folders (GAZE_DATA; default data)
-  --ledger DIR|FILE    the ledger folder or .redb file (GAZE_LEDGER; default ledger/gaze.redb)
-  --uploads DIR        generated images and covers (GAZE_UPLOADS; default static/uploads)
-  --static DIR         CSS, JS and fonts (default static)
-  --comfy URL          a ComfyUI backend, repeatable (COMFYUI_URL, comma-separated)
-  --checkpoints DIR    checkpoint root holding Illustrious/ and Noob/ (GAZE_CHECKPOINTS)
-  --loras DIR          LoRA root holding Illustrious/<Category>/ (GAZE_LORAS)
-  --rescan-secs N      periodic full rescan interval (default 30)
-  --no-watch           do not watch data/ for outside edits (periodic rescans still run)
-  --paused             start with the job queue paused";
 
 fn ledger_file(p: PathBuf) -> PathBuf {
     if p.extension().is_some_and(|e| e == "redb") {
@@ -64,128 +233,146 @@ fn ledger_file(p: PathBuf) -> PathBuf {
     }
 }
 
-impl Config {
-    /// Builds the configuration from `args` (after `serve`) and an environment lookup.
-    pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let mut c = Config::default();
-        let parse_bind = |s: &str| {
-            s.parse::<SocketAddr>()
-                .map_err(|e| format!("--bind {s}: {e} (expected e.g. 127.0.0.1:5000)"))
-        };
-        if let Some(v) = env("GAZE_BIND") {
-            c.bind = parse_bind(&v)?;
+impl ServeArgs {
+    /// Parses `gaze serve` flags alone (environment variables apply as on the command line).
+    pub fn parse_from_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeArgs,
         }
-        if let Some(v) = env("GAZE_DATA") {
-            c.data = v.into();
-        }
-        if let Some(v) = env("GAZE_LEDGER") {
-            c.ledger = ledger_file(v.into());
-        }
-        if let Some(v) = env("GAZE_UPLOADS") {
-            c.uploads = v.into();
-        }
-        if let Some(v) = env("COMFYUI_URL") {
-            c.comfy = v
-                .split(',')
-                .map(str::trim)
+        Only::try_parse_from(std::iter::once("gaze").chain(args.iter().copied())).map(|o| o.serve)
+    }
+
+    pub fn into_config(self) -> Config {
+        let comfy: Vec<String> = self
+            .comfy
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        Config {
+            bind: self.bind,
+            data: self.data,
+            ledger: ledger_file(self.ledger),
+            uploads: self.uploads,
+            static_dir: self.static_dir,
+            workflow: self.workflow,
+            comfy: if comfy.is_empty() {
+                vec!["http://127.0.0.1:8188".into()]
+            } else {
+                comfy
+            },
+            checkpoints: self.checkpoints,
+            loras: self.loras,
+            allow_hosts: self
+                .allow_hosts
+                .into_iter()
+                .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+                .collect(),
+            rescan_every: Duration::from_secs(self.rescan_secs.max(1)),
+            watch_debounce: Duration::from_millis(300),
+            watch: !self.no_watch,
+            paused: self.paused,
         }
-        if let Some(v) = env("GAZE_CHECKPOINTS") {
-            c.checkpoints = Some(v.into());
-        }
-        if let Some(v) = env("GAZE_LORAS") {
-            c.loras = Some(v.into());
-        }
-        let mut comfy_flags = Vec::new();
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = |name: &str| {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match flag.as_str() {
-                "--bind" => c.bind = parse_bind(&value("--bind")?)?,
-                "--data" => c.data = value("--data")?.into(),
-                "--ledger" => c.ledger = ledger_file(value("--ledger")?.into()),
-                "--uploads" => c.uploads = value("--uploads")?.into(),
-                "--static" => c.static_dir = value("--static")?.into(),
-                "--comfy" => comfy_flags.push(value("--comfy")?),
-                "--checkpoints" => c.checkpoints = Some(value("--checkpoints")?.into()),
-                "--loras" => c.loras = Some(value("--loras")?.into()),
-                "--rescan-secs" => {
-                    let v = value("--rescan-secs")?;
-                    let n: u64 = v
-                        .parse()
-                        .map_err(|_| format!("--rescan-secs {v}: not a whole number"))?;
-                    c.rescan_every = Duration::from_secs(n.max(1));
-                }
-                "--no-watch" => c.watch = false,
-                "--paused" => c.paused = true,
-                other => return Err(format!("unknown option '{other}'\n\n{SERVE_HELP}")),
-            }
-        }
-        if !comfy_flags.is_empty() {
-            c.comfy = comfy_flags;
-        }
-        if c.comfy.is_empty() {
-            c.comfy.push("http://127.0.0.1:8188".into());
-        }
-        Ok(c)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn parse(args: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("gaze").chain(args.split_whitespace()))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn defaults_serve_the_bundled_library() {
-        let c = Config::parse(&[], |_| None).unwrap();
+        let c = ServeArgs::parse_from_args(&[]).unwrap().into_config();
         assert_eq!(c.bind.to_string(), "127.0.0.1:5000");
         assert_eq!(c.data, PathBuf::from("data"));
         assert_eq!(c.ledger, PathBuf::from("ledger/gaze.redb"));
+        assert_eq!(c.workflow, PathBuf::from("comfy_workflow.json"));
         assert_eq!(c.comfy, ["http://127.0.0.1:8188"]);
+        assert!(c.watch && !c.paused && c.allow_hosts.is_empty());
+        assert_eq!(c.rescan_every, Duration::from_secs(30));
     }
 
     #[test]
-    fn flags_win_over_environment() {
-        let env = |k: &str| match k {
-            "GAZE_DATA" => Some("/env/data".to_string()),
-            "COMFYUI_URL" => Some("http://a:1, http://b:2".to_string()),
-            "GAZE_LEDGER" => Some("/env/l".to_string()),
-            _ => None,
+    fn no_sub_command_means_serve_with_its_flags() {
+        let cli = parse("--bind 127.0.0.1:0 --no-watch").unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.bind.port(), 0);
+        assert!(cli.serve.no_watch);
+        let cli =
+            parse("serve --comfy http://a:1 --comfy http://b:2 --allow-host gaze.lan").unwrap();
+        let Some(Cmd::Serve(s)) = cli.command else {
+            panic!("serve expected")
         };
-        let c = Config::parse(&args("--data /flag/data --bind 127.0.0.1:0"), env).unwrap();
-        assert_eq!(c.data, PathBuf::from("/flag/data"));
+        let c = s.into_config();
         assert_eq!(c.comfy, ["http://a:1", "http://b:2"]);
-        assert_eq!(c.ledger, PathBuf::from("/env/l/gaze.redb"));
-        let c = Config::parse(&args("--comfy http://x --comfy http://y"), env).unwrap();
-        assert_eq!(c.comfy, ["http://x", "http://y"]);
+        assert_eq!(c.allow_hosts, ["gaze.lan"]);
     }
 
     #[test]
-    fn bad_flags_are_explained() {
-        assert!(
-            Config::parse(&args("--bind nowhere"), |_| None)
-                .unwrap_err()
-                .contains("--bind")
-        );
-        assert!(
-            Config::parse(&args("--data"), |_| None)
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert!(
-            Config::parse(&args("--frobnicate"), |_| None)
-                .unwrap_err()
-                .contains("unknown")
+    fn a_ledger_folder_or_file_both_work() {
+        for (arg, want) in [("/x/l", "/x/l/gaze.redb"), ("/x/my.redb", "/x/my.redb")] {
+            let c = ServeArgs::parse_from_args(&["--ledger", arg])
+                .unwrap()
+                .into_config();
+            assert_eq!(c.ledger, PathBuf::from(want));
+        }
+    }
+
+    #[test]
+    fn bad_flags_are_explained_by_clap() {
+        for (args, needle) in [
+            (
+                "--bind nowhere",
+                "invalid value 'nowhere' for '--bind <ADDR>'",
+            ),
+            ("serve --data", "a value is required for '--data <DIR>'"),
+            ("serve --rescan-secs 0", "--rescan-secs"),
+            (
+                "serve --no-wach",
+                "tip: a similar argument exists: '--no-watch'",
+            ),
+            ("preview --slug x", "--category <CATEGORY>"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(
+                e.to_string().contains(needle),
+                "{args}: {e} lacks {needle:?}"
+            );
+            assert_eq!(e.exit_code(), 2, "{args}");
+        }
+    }
+
+    #[test]
+    fn preview_flags_become_a_request_body() {
+        let cli = parse(
+            "preview --category outfits --slug maid --character __random__ --seed 7 \
+             --fields identity::hair,wardrobe::top --width 640 --extra-positive sunset",
+        )
+        .unwrap();
+        let Some(Cmd::Preview(p)) = cli.command else {
+            panic!("preview expected")
+        };
+        let body = serde_json::Value::Object(p.request_body());
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "category": "outfits", "slug": "maid", "character": "__random__",
+                "extra_positive": "sunset", "seed": 7, "width": 640,
+                "fields": ["identity::hair", "wardrobe::top"]
+            })
         );
     }
 }
