@@ -88,6 +88,43 @@ pub struct Library {
     pub default_checkpoint: Option<String>,
     /// Generation jobs (not rewound by a restore).
     pub jobs: crate::jobs::projection::Jobs,
+    /// The workflow template in use (`None` until the first `WorkflowSynced`).
+    pub workflow: Option<Template>,
+    /// The template file's last refusal, while the file stays broken.
+    pub workflow_failure: Option<Failure>,
+}
+
+/// A version of the user's workflow template.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// The seq of the `WorkflowSynced` event: the version recipes name.
+    pub version: u64,
+    pub json: Arc<str>,
+    parsed: Arc<std::sync::OnceLock<Arc<serde_json::Value>>>,
+}
+
+impl PartialEq for Template {
+    fn eq(&self, o: &Self) -> bool {
+        self.version == o.version && self.json == o.json
+    }
+}
+
+impl Template {
+    pub fn new(version: u64, json: &str) -> Template {
+        Template {
+            version,
+            json: Arc::from(json),
+            parsed: Arc::default(),
+        }
+    }
+
+    /// The template parsed, once (`Null` if the text is not JSON, which the checks before
+    /// `WorkflowSynced` prevent).
+    pub fn value(&self) -> Arc<serde_json::Value> {
+        self.parsed
+            .get_or_init(|| Arc::new(serde_json::from_str(&self.json).unwrap_or_default()))
+            .clone()
+    }
 }
 
 impl Default for Library {
@@ -99,6 +136,8 @@ impl Default for Library {
             settings: "{}".into(),
             default_checkpoint: None,
             jobs: crate::jobs::projection::Jobs::default(),
+            workflow: None,
+            workflow_failure: None,
         }
     }
 }
@@ -241,6 +280,17 @@ impl Library {
             | Event::EndlessStopped { .. } => {
                 self.jobs.apply(seq, stored.envelope.at, stored.event());
             }
+            Event::WorkflowSynced { json, .. } => {
+                self.workflow = Some(Template::new(seq, json));
+                self.workflow_failure = None;
+            }
+            Event::WorkflowRefused { hash, error, .. } => {
+                self.workflow_failure = Some(Failure {
+                    hash: *hash,
+                    error: error.clone(),
+                    seq,
+                });
+            }
         }
     }
 }
@@ -284,7 +334,7 @@ impl Shelf {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 3;
+const SNAPSHOT_V: u8 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
@@ -313,6 +363,9 @@ struct Snap {
     settings: String,
     default_checkpoint: Option<String>,
     jobs: crate::jobs::projection::Jobs,
+    /// (version, text) of the template in use.
+    workflow: Option<(u64, String)>,
+    workflow_failure: Option<(u64, String, u64)>,
 }
 
 impl Library {
@@ -359,6 +412,14 @@ impl Library {
             settings: self.settings.clone(),
             default_checkpoint: self.default_checkpoint.clone(),
             jobs: self.jobs.clone(),
+            workflow: self
+                .workflow
+                .as_ref()
+                .map(|w| (w.version, w.json.to_string())),
+            workflow_failure: self
+                .workflow_failure
+                .as_ref()
+                .map(|f| (f.hash, f.error.clone(), f.seq)),
         };
         let mut out = vec![SNAPSHOT_V];
         if let Ok(b) = bincode::serde::encode_to_vec(&snap, bincode::config::standard()) {
@@ -420,6 +481,12 @@ impl Library {
             settings: snap.settings,
             default_checkpoint: snap.default_checkpoint,
             jobs: snap.jobs,
+            workflow: snap.workflow.map(|(v, j)| Template::new(v, &j)),
+            workflow_failure: snap.workflow_failure.map(|(hash, error, seq)| Failure {
+                hash,
+                error,
+                seq,
+            }),
         })
     }
 }

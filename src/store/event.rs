@@ -179,6 +179,21 @@ pub enum Event {
     EndlessStopped {
         endless: u128,
     },
+    /// The workflow template file (`--workflow`) was read, passed the engine's checks, and
+    /// differs from the version in use. Its seq is the template version recipes name.
+    WorkflowSynced {
+        /// The file as configured (for messages only).
+        file: String,
+        /// The file's full text.
+        json: String,
+    },
+    /// The workflow template file could not be used; the last good version stays in use.
+    WorkflowRefused {
+        file: String,
+        /// Content hash of the refused bytes, so the same failure is not recorded twice.
+        hash: u64,
+        error: String,
+    },
 }
 
 /// What a job is for and how to run it. Frozen shape (see `Event`).
@@ -226,6 +241,8 @@ impl Event {
             Event::QueuePaused { .. } => "queue_paused",
             Event::EndlessStarted { .. } => "endless_started",
             Event::EndlessStopped { .. } => "endless_stopped",
+            Event::WorkflowSynced { .. } => "workflow_synced",
+            Event::WorkflowRefused { .. } => "workflow_refused",
         }
     }
 
@@ -537,6 +554,15 @@ mod tests {
                 request: "{}".into(),
             },
             Event::EndlessStopped { endless: 11 },
+            Event::WorkflowSynced {
+                file: "comfy_workflow.json".into(),
+                json: "{\"3\": {}}".into(),
+            },
+            Event::WorkflowRefused {
+                file: "comfy_workflow.json".into(),
+                hash: 43,
+                error: "node 19 is missing".into(),
+            },
         ];
         for e in &all {
             match e {
@@ -561,7 +587,9 @@ mod tests {
                 | Event::JobCancelled { .. }
                 | Event::QueuePaused { .. }
                 | Event::EndlessStarted { .. }
-                | Event::EndlessStopped { .. } => {}
+                | Event::EndlessStopped { .. }
+                | Event::WorkflowSynced { .. }
+                | Event::WorkflowRefused { .. } => {}
             }
         }
         all
