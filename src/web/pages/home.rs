@@ -1,46 +1,15 @@
-//! HTML pages rendered with maud from the projections. For now the home page: the categories
-//! with their counts, sync problems, and the newest events.
+//! The library overview (`/` until the galleries exist): the categories with their counts,
+//! files that could not be read, and the newest events.
 
-use super::AppState;
+use super::layout;
 use crate::handle::Request;
 use crate::library::category::Category;
 use crate::store::event::Origin;
-use axum::Router;
+use crate::web::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use maud::{DOCTYPE, Markup, html};
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/rescan", post(rescan))
-        .fallback(not_found)
-}
-
-fn layout(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · GAZE" }
-                link rel="stylesheet" href="/static/style.css";
-            }
-            body {
-                nav.top {
-                    a.brand href="/" { "GAZE" }
-                    @for c in Category::ALL {
-                        a href={ "/api/library/" (c.key()) } { (c.desc().title) }
-                    }
-                }
-                main { (body) }
-            }
-        }
-    }
-}
+use maud::html;
 
 fn ago(at_ms: u64) -> String {
     let now = std::time::SystemTime::now()
@@ -55,7 +24,7 @@ fn ago(at_ms: u64) -> String {
     }
 }
 
-async fn home(State(s): State<AppState>) -> Response {
+pub async fn home(State(s): State<AppState>) -> Response {
     let h = s.handle.clone();
     let newest = tokio::task::spawn_blocking(move || h.ledger().read_newest(20))
         .await
@@ -109,7 +78,7 @@ async fn home(State(s): State<AppState>) -> Response {
     layout("Library", body).into_response()
 }
 
-async fn rescan(State(s): State<AppState>) -> Response {
+pub async fn rescan(State(s): State<AppState>) -> Response {
     match s
         .handle
         .run(Origin::Web, Request::Rescan(Category::ALL.to_vec()))
@@ -118,15 +87,4 @@ async fn rescan(State(s): State<AppState>) -> Response {
         Ok(_) => Redirect::to("/").into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
-}
-
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        layout(
-            "Not found",
-            html! { h1 { "Not found" } p { a href="/" { "Back to the library" } } },
-        ),
-    )
-        .into_response()
 }
