@@ -1,21 +1,33 @@
-//! The one write path. `Handle::execute` takes the writer lock, does the IO a request needs
-//! (reading files for a sync), decides the events against the projection, appends them in one
-//! redb transaction, folds them into the projection, converges the files on disk, and then
-//! tells subscribers. Readers take the projection's read lock and are never held up by fsync.
+//! The one write path. Every request goes to the writer thread, which does the IO a request
+//! needs (reading files for a sync), decides the events against the projection, appends them
+//! to the ledger, folds them into the projection, converges the files on disk, and tells
+//! subscribers. Readers take the projection's read lock and are never held up by fsync.
+//!
+//! Group commit: requests that arrive while a commit is in flight are decided one after the
+//! other and appended together in the next write transaction, one fsync for all of them. Each
+//! request is answered only after the fsync that holds its events; a refused request writes
+//! nothing and does not hold up the others. A request whose decision reads what an earlier
+//! request of the same group writes (the same job, shelf or queue switch) is decided only after
+//! that group is committed and folded in, so every decision sees the state it would have seen
+//! alone.
 
+use crate::jobs::projection::{Job, fold_job};
+use crate::jobs::recipe;
 use crate::library::category::Category;
 use crate::library::command::{self, Command, Refusal};
 use crate::library::files;
 use crate::library::models;
 use crate::library::projection::Library;
 use crate::library::sync;
-use crate::store::event::{Envelope, Event, Origin, Stored};
+use crate::store::event::{CompactSpec, Envelope, Event, JobSpec, Origin, Stored};
 use crate::store::ledger::{Ledger, LedgerError};
 use crate::store::snapshot::{SNAPSHOT_EVERY, load};
-use std::collections::BTreeSet;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 /// The folders the library reads and writes.
 #[derive(Clone, Debug)]
@@ -83,19 +95,91 @@ impl Outcome {
 /// A file the projector could not converge yet.
 type Dirty = (Category, String, String);
 
-struct Inner {
+/// Requests taken from the queue at once, at most.
+const MAX_GROUP: usize = 1024;
+/// Full specs of new jobs kept for the reactor, at most (it asks for them right away).
+const FRESH_SPECS: usize = 1024;
+/// Parsed base recipes kept for expanding compact recipes, at most.
+const BASE_CACHE: usize = 64;
+
+/// What the writer thread and the readers share.
+struct Shared {
     ledger: Ledger,
-    writer: Mutex<Writer>,
     library: RwLock<Library>,
     paths: Paths,
     tx: broadcast::Sender<Arc<[Stored]>>,
+    /// Full specs of recently requested jobs, by job id, oldest first in `order`.
+    fresh: Mutex<FreshSpecs>,
+    /// Base recipes (parsed) by the seq of their `JobRequested` event.
+    bases: Mutex<HashMap<u64, Arc<Value>>>,
 }
 
-struct Writer {
-    ulids: ulid::Generator,
-    dirty: BTreeSet<Dirty>,
-    /// The seq of the newest snapshot written.
-    snapshot_seq: u64,
+#[derive(Default)]
+struct FreshSpecs {
+    specs: HashMap<u128, Arc<JobSpec>>,
+    order: VecDeque<u128>,
+}
+
+impl FreshSpecs {
+    fn put(&mut self, job: u128, spec: Arc<JobSpec>) {
+        if self.specs.insert(job, spec).is_none() {
+            self.order.push_back(job);
+        }
+        while self.order.len() > FRESH_SPECS {
+            if let Some(old) = self.order.pop_front() {
+                self.specs.remove(&old);
+            }
+        }
+    }
+}
+
+/// How a request is answered: an async caller awaits a oneshot, a blocking one a channel.
+enum Reply {
+    Async(oneshot::Sender<Result<Outcome, ExecError>>),
+    Blocking(mpsc::SyncSender<Result<Outcome, ExecError>>),
+}
+
+impl Reply {
+    fn send(self, r: Result<Outcome, ExecError>) {
+        // A caller that went away no longer needs the answer; what committed stays committed.
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(r);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+enum Msg {
+    Exec {
+        origin: Origin,
+        request: Request,
+        reply: Reply,
+    },
+    Snapshot(mpsc::SyncSender<()>),
+    /// Tests: the writer waits here until told to go on, so requests pile up behind it.
+    #[cfg(test)]
+    Hold(mpsc::Receiver<()>),
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    queue: Option<mpsc::Sender<Msg>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// The last handle closes the queue and waits for the writer to finish what it holds, so
+    /// the ledger is closed (and can be opened again) when this returns.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A cheap-to-clone handle on the ledger and its projections.
@@ -120,187 +204,677 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn writer_gone() -> ExecError {
+    ExecError::Ledger(LedgerError::Storage(
+        "the ledger writer has stopped; restart gaze".into(),
+    ))
+}
+
 impl Handle {
-    /// Opens the ledger, replays it into the projection, and finishes any file writes a crash
-    /// interrupted. Blocking.
+    /// Opens the ledger, replays it into the projection, finishes any file writes a crash
+    /// interrupted, and starts the writer thread. Blocking.
     pub fn open(ledger_path: &Path, paths: Paths) -> Result<Handle, LedgerError> {
         let ledger = Ledger::open(ledger_path)?;
         let (library, snapshot_seq) = load(&ledger, u64::MAX)?;
         let (tx, _) = broadcast::channel(1024);
-        let handle = Handle {
-            inner: Arc::new(Inner {
-                ledger,
-                writer: Mutex::new(Writer {
-                    ulids: ulid::Generator::new(),
-                    dirty: BTreeSet::new(),
-                    snapshot_seq,
-                }),
-                library: RwLock::new(library),
-                paths,
-                tx,
-            }),
+        let shared = Arc::new(Shared {
+            ledger,
+            library: RwLock::new(library),
+            paths,
+            tx,
+            fresh: Mutex::default(),
+            bases: Mutex::default(),
+        });
+        let mut writer = Writer {
+            shared: shared.clone(),
+            ulids: ulid::Generator::new(),
+            dirty: BTreeSet::new(),
+            snapshot_seq,
+            bases: HashMap::new(),
         };
-        handle.recover_files()?;
-        {
-            let mut writer = lock(&handle.inner.writer);
-            handle.maybe_snapshot(&mut writer, false);
+        writer.recover_files()?;
+        writer.maybe_snapshot(false);
+        let (queue, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("gaze-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
+        Ok(Handle {
+            inner: Arc::new(Inner {
+                shared,
+                queue: Some(queue),
+                thread: Some(thread),
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    fn send(&self, msg: Msg) -> bool {
+        match &self.inner.queue {
+            Some(q) => q.send(msg).is_ok(),
+            None => false,
         }
-        Ok(handle)
+    }
+
+    /// Snapshots the projection now (at shutdown), so the next start replays nothing.
+    /// Blocking.
+    pub fn snapshot_now(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.send(Msg::Snapshot(tx)) {
+            let _ = rx.recv();
+        }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.shared().paths
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.shared().ledger
+    }
+
+    /// Reads the current projection.
+    pub fn library(&self) -> RwLockReadGuard<'_, Library> {
+        self.shared().library()
+    }
+
+    /// The projection as it was right after `seq` (time travel), from the newest snapshot at
+    /// or before it plus the events after that.
+    pub fn library_at(&self, seq: u64) -> Result<Library, LedgerError> {
+        load(self.ledger(), seq).map(|(lib, _)| lib)
+    }
+
+    /// A job's full spec (recipe and request included), read from its request event; a
+    /// compact recipe is expanded to the exact text that was requested.
+    pub fn job_spec(&self, job: u128) -> Result<JobSpec, String> {
+        self.job_spec_shared(job).map(|s| (*s).clone())
+    }
+
+    /// `job_spec`, shared: new jobs' specs come from memory without a copy.
+    pub fn job_spec_shared(&self, job: u128) -> Result<Arc<JobSpec>, String> {
+        if let Some(s) = lock(&self.shared().fresh).specs.get(&job) {
+            return Ok(s.clone());
+        }
+        let no_job = || format!("no job {}", ulid::Ulid::from(job));
+        let known = {
+            let lib = self.library();
+            match lib.jobs.get(job) {
+                Some(j) => Some(Some(j.requested_seq)),
+                None => lib.jobs.state_of(job).map(|_| None),
+            }
+        };
+        let seq = match known {
+            None => return Err(no_job()),
+            Some(Some(seq)) => seq,
+            Some(None) => *self
+                .ledger()
+                .job_seqs(job)
+                .map_err(|e| e.to_string())?
+                .first()
+                .ok_or_else(no_job)?,
+        };
+        let missing = || {
+            format!(
+                "the ledger has no request for job {} at seq {seq}",
+                ulid::Ulid::from(job)
+            )
+        };
+        let stored = self
+            .ledger()
+            .event_at(seq)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(missing)?;
+        match stored.event() {
+            Event::JobRequested { job: j, spec } if *j == job => Ok(Arc::new(spec.clone())),
+            Event::JobRequestedCompact { job: j, spec } if *j == job => {
+                self.expand(spec).map(Arc::new)
+            }
+            _ => Err(missing()),
+        }
+    }
+
+    /// The full spec a compact one stands for.
+    fn expand(&self, spec: &CompactSpec) -> Result<JobSpec, String> {
+        let base = self.recipe_base(spec.recipe.base)?;
+        let text = recipe::expand(&base, &spec.recipe)
+            .map_err(|e| format!("recipe (base {}): {e}", spec.recipe.base))?;
+        Ok(spec.with_recipe(text))
+    }
+
+    /// The parsed recipe of the full `JobRequested` event at `seq`.
+    fn recipe_base(&self, seq: u64) -> Result<Arc<Value>, String> {
+        if let Some(v) = lock(&self.shared().bases).get(&seq) {
+            return Ok(v.clone());
+        }
+        let stored = self.ledger().event_at(seq).map_err(|e| e.to_string())?;
+        let Some(Event::JobRequested { spec, .. }) = stored.as_ref().map(Stored::event) else {
+            return Err(format!("event {seq} is not a recipe base"));
+        };
+        let value: Value = serde_json::from_str(&spec.recipe)
+            .map_err(|e| format!("the base recipe at {seq} does not parse: {e}"))?;
+        let value = Arc::new(value);
+        let mut cache = lock(&self.shared().bases);
+        if cache.len() >= BASE_CACHE {
+            cache.clear();
+        }
+        cache.insert(seq, value.clone());
+        Ok(value)
+    }
+
+    /// Any job, unfinished (from memory) or finished (read back from its events); `None` for
+    /// an unknown id.
+    pub fn job(&self, id: u128) -> Result<Option<Job>, String> {
+        {
+            let lib = self.library();
+            if let Some(j) = lib.jobs.get(id) {
+                return Ok(Some(j.clone()));
+            }
+            if lib.jobs.state_of(id).is_none() {
+                return Ok(None);
+            }
+        }
+        let events = self.ledger().job_events(&[id]).map_err(|e| e.to_string())?;
+        Ok(events.first().and_then(|e| fold_job(e)))
+    }
+
+    /// The newest `limit` jobs with status word `status` (any, with `None`), newest first.
+    /// Finished ones are read back from the ledger, all on one snapshot.
+    pub fn newest_jobs(&self, status: Option<&str>, limit: usize) -> Result<Vec<Job>, String> {
+        let mut slots: Vec<Result<Job, u128>> = Vec::new();
+        {
+            let lib = self.library();
+            for id in lib.jobs.newest(status, limit) {
+                slots.push(lib.jobs.get(id).cloned().ok_or(id));
+            }
+        }
+        let finished: Vec<u128> = slots
+            .iter()
+            .filter_map(|s| s.as_ref().err())
+            .copied()
+            .collect();
+        if finished.is_empty() {
+            return Ok(slots.into_iter().filter_map(Result::ok).collect());
+        }
+        let mut read = self
+            .ledger()
+            .job_events(&finished)
+            .map_err(|e| e.to_string())?
+            .into_iter();
+        Ok(slots
+            .into_iter()
+            .filter_map(|s| match s {
+                Ok(j) => Some(j),
+                Err(_) => read.next().and_then(|e| fold_job(&e)),
+            })
+            .collect())
+    }
+
+    /// Committed batches, in order, as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Stored]>> {
+        self.shared().tx.subscribe()
+    }
+
+    /// Runs `request` through the writer and waits (without blocking a thread) for the fsync
+    /// that holds its events.
+    pub async fn run(&self, origin: Origin, request: Request) -> Result<Outcome, ExecError> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(Msg::Exec {
+            origin,
+            request,
+            reply: Reply::Async(tx),
+        }) {
+            return Err(writer_gone());
+        }
+        rx.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    /// `run` for callers outside async code. Blocking.
+    pub fn execute(&self, origin: Origin, request: Request) -> Result<Outcome, ExecError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if !self.send(Msg::Exec {
+            origin,
+            request,
+            reply: Reply::Blocking(tx),
+        }) {
+            return Err(writer_gone());
+        }
+        rx.recv().unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    /// Tests: makes the writer wait until the returned sender is dropped or sent to.
+    #[cfg(test)]
+    fn hold(&self) -> mpsc::SyncSender<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        assert!(self.send(Msg::Hold(rx)));
+        tx
+    }
+}
+
+impl Shared {
+    fn library(&self) -> RwLockReadGuard<'_, Library> {
+        self.library.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a decision reads or an event writes, for telling whether two requests of one group
+/// depend on each other.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Key {
+    Job(u128),
+    Shelf(Category),
+    /// The pause switch and the endless sessions.
+    Queue,
+}
+
+/// The state a request's decision reads; `None` when it may read anything (library commands,
+/// syncs): such a request waits for the group before it to be committed.
+fn reads(request: &Request) -> Option<Vec<Key>> {
+    let Request::Command(cmd) = request else {
+        return None;
+    };
+    match cmd {
+        Command::Enqueue { jobs } => Some(jobs.iter().map(|(id, _)| Key::Job(*id)).collect()),
+        Command::CancelJob { job } => Some(vec![Key::Job(*job)]),
+        Command::RetryJob { job, new_job, .. } => Some(vec![Key::Job(*job), Key::Job(*new_job)]),
+        Command::PauseQueue { .. } | Command::StartEndless { .. } | Command::StopEndless { .. } => {
+            Some(vec![Key::Queue])
+        }
+        Command::Record { events } => events
+            .iter()
+            .map(|e| match e {
+                Event::CoverSet { category, .. } => Some(Key::Shelf(*category)),
+                _ => e.job().map(Key::Job),
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+/// The state an event changes; `None` for anything else (read by `reads() == None` only, but
+/// kept apart from every request to stay on the safe side).
+fn writes(event: &Event) -> Option<Key> {
+    if let Some(job) = event.job() {
+        return Some(Key::Job(job));
+    }
+    match event {
+        Event::QueuePaused { .. } | Event::EndlessStarted { .. } | Event::EndlessStopped { .. } => {
+            Some(Key::Queue)
+        }
+        _ => event.category().map(Key::Shelf),
+    }
+}
+
+/// A request decided and waiting for its group's commit.
+struct Pending {
+    origin: Origin,
+    events: Vec<Event>,
+    loras: Vec<String>,
+    warnings: Vec<String>,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Group {
+    pending: Vec<Pending>,
+    writes: HashSet<Key>,
+    /// Some pending event changes something no key names.
+    writes_other: bool,
+}
+
+impl Group {
+    fn depends(&self, reads: &Option<Vec<Key>>) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        match reads {
+            None => true,
+            Some(keys) => self.writes_other || keys.iter().any(|k| self.writes.contains(k)),
+        }
+    }
+
+    fn add(&mut self, p: Pending) {
+        for e in &p.events {
+            match writes(e) {
+                Some(k) => {
+                    self.writes.insert(k);
+                }
+                None => self.writes_other = true,
+            }
+        }
+        self.pending.push(p);
+    }
+}
+
+/// What a new job's request became on its way into the ledger.
+enum RecipeForm {
+    /// A patch against the base recipe of its shape.
+    Patch(crate::store::event::RecipePatch),
+    /// Kept in full; it becomes the base of its shape.
+    Base(u64, Arc<Value>),
+    /// Kept in full (the recipe is not JSON).
+    Full,
+}
+
+/// The writer thread's state. Only this thread appends to the ledger or changes the
+/// projection.
+struct Writer {
+    shared: Arc<Shared>,
+    ulids: ulid::Generator,
+    dirty: BTreeSet<Dirty>,
+    /// The seq of the newest snapshot written.
+    snapshot_seq: u64,
+    /// The base recipe of each workflow shape: the seq of its full `JobRequested` event and
+    /// the recipe parsed. Bases of earlier runs are not looked for: the first job of a shape
+    /// after a start is stored in full and becomes the base.
+    bases: HashMap<u64, (u64, Arc<Value>)>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        while let Ok(first) = rx.recv() {
+            let mut msgs = vec![first];
+            while msgs.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(m) => msgs.push(m),
+                    Err(_) => break,
+                }
+            }
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_group(msgs);
+            }));
+            if run.is_err() {
+                // The requests of the group were dropped unanswered (their callers get an
+                // error). The projection may lag the ledger now: fold it again.
+                tracing::error!("the ledger writer failed on a request; reloading the projection");
+                self.reload();
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        match load(&self.shared.ledger, u64::MAX) {
+            Ok((lib, _)) => {
+                *self
+                    .shared
+                    .library
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = lib;
+            }
+            Err(e) => tracing::error!("could not reload the projection: {e}"),
+        }
+        self.bases.clear();
+    }
+
+    fn run_group(&mut self, msgs: Vec<Msg>) {
+        let retried = self.retry_dirty();
+        let mut group = Group::default();
+        for msg in msgs {
+            match msg {
+                Msg::Snapshot(done) => {
+                    self.flush(&mut group);
+                    self.maybe_snapshot(true);
+                    let _ = done.send(());
+                }
+                #[cfg(test)]
+                Msg::Hold(go) => {
+                    self.flush(&mut group);
+                    let _ = go.recv();
+                }
+                Msg::Exec {
+                    origin,
+                    request,
+                    reply,
+                } => {
+                    if group.depends(&reads(&request)) {
+                        self.flush(&mut group);
+                    }
+                    match self.decide(request) {
+                        Err(e) => reply.send(Err(e)),
+                        Ok((events, _)) if events.is_empty() => reply.send(Ok(Outcome {
+                            events: Vec::new(),
+                            warnings: retried.clone(),
+                        })),
+                        Ok((events, loras)) => group.add(Pending {
+                            origin,
+                            events,
+                            loras,
+                            warnings: retried.clone(),
+                            reply,
+                        }),
+                    }
+                }
+            }
+        }
+        self.flush(&mut group);
+    }
+
+    /// Does a request's IO and decides its events against the projection (plus the LoRA
+    /// files its hard deletes remove, named by the documents before they go).
+    fn decide(&mut self, request: Request) -> Result<(Vec<Event>, Vec<String>), ExecError> {
+        let commands = self.prepare(request);
+        let lib = self.shared.library();
+        let mut events = Vec::new();
+        for cmd in &commands {
+            events.extend(command::decide(&lib, cmd)?);
+        }
+        self.check_side_effects(&lib, &events)?;
+        let loras: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DocumentDeleted {
+                    category,
+                    slug,
+                    hard: true,
+                    ..
+                } => lib.get(*category, slug).and_then(models::lora_name),
+                _ => None,
+            })
+            .collect();
+        Ok((events, loras))
+    }
+
+    /// Commits the group's events in one write transaction, folds them in, writes their
+    /// files, tells subscribers and answers each request with its own events.
+    fn flush(&mut self, group: &mut Group) {
+        let mut pending = std::mem::take(&mut group.pending);
+        group.writes.clear();
+        group.writes_other = false;
+        if pending.is_empty() {
+            return;
+        }
+        let at = now_ms();
+        let mut envelopes = Vec::new();
+        let mut counts = Vec::with_capacity(pending.len());
+        for p in &mut pending {
+            counts.push(p.events.len());
+            for event in std::mem::take(&mut p.events) {
+                let id = self
+                    .ulids
+                    .generate()
+                    .map(u128::from)
+                    .unwrap_or_else(|_| u128::from(ulid::Ulid::generate()));
+                envelopes.push(Envelope {
+                    id,
+                    at,
+                    origin: p.origin,
+                    event,
+                });
+            }
+        }
+        let before = self.shared.ledger.last_seq();
+        let (fresh, new_bases) = self.compact_requests(before, &mut envelopes);
+        let stored = match self.shared.ledger.append(envelopes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("could not append {} request(s): {e}", pending.len());
+                for p in pending {
+                    p.reply.send(Err(ExecError::Ledger(e.clone())));
+                }
+                return;
+            }
+        };
+        {
+            let mut lib = self
+                .shared
+                .library
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            for s in &stored {
+                lib.apply(s);
+            }
+            let mut cache = lock(&self.shared.fresh);
+            for (job, spec) in fresh {
+                cache.put(job, spec);
+            }
+            for s in &stored {
+                if let Some(job) = s.event().job()
+                    && lib.jobs.get(job).is_none()
+                {
+                    cache.specs.remove(&job);
+                }
+            }
+        }
+        if !new_bases.is_empty() {
+            if self.bases.len() > 4 * BASE_CACHE {
+                self.bases.clear();
+            }
+            let mut cache = lock(&self.shared.bases);
+            for (shape, seq, value) in new_bases {
+                if cache.len() >= BASE_CACHE {
+                    cache.clear();
+                }
+                cache.insert(seq, value.clone());
+                self.bases.insert(shape, (seq, value));
+            }
+        }
+        let mut answers = Vec::with_capacity(pending.len());
+        let mut from = 0;
+        for (p, n) in pending.into_iter().zip(counts) {
+            let mine = &stored[from..from + n];
+            from += n;
+            let mut warnings = p.warnings;
+            warnings.extend(self.project(mine, &p.loras));
+            answers.push((p.reply, mine.to_vec(), warnings));
+        }
+        // No subscriber is fine.
+        let _ = self.shared.tx.send(stored.into());
+        for (reply, events, warnings) in answers {
+            reply.send(Ok(Outcome { events, warnings }));
+        }
+        self.maybe_snapshot(false);
+    }
+
+    /// Stores new jobs' recipes as patches against the base recipe of their shape where that
+    /// reads back byte for byte; the rest stay full and become bases. Returns the full specs
+    /// (for the reactor) and the new bases, both to be kept once the commit succeeds.
+    #[allow(clippy::type_complexity)]
+    fn compact_requests(
+        &self,
+        before: u64,
+        envelopes: &mut [Envelope],
+    ) -> (Vec<(u128, Arc<JobSpec>)>, Vec<(u64, u64, Arc<Value>)>) {
+        let mut fresh = Vec::new();
+        let mut new_bases: Vec<(u64, u64, Arc<Value>)> = Vec::new();
+        for (i, env) in envelopes.iter_mut().enumerate() {
+            if !matches!(env.event, Event::JobRequested { .. }) {
+                continue;
+            }
+            let placeholder = Event::QueuePaused { paused: false };
+            let Event::JobRequested { job, spec } = std::mem::replace(&mut env.event, placeholder)
+            else {
+                continue;
+            };
+            let seq = before + 1 + i as u64;
+            let base = |shape: u64| {
+                new_bases
+                    .iter()
+                    .rev()
+                    .find(|b| b.0 == shape)
+                    .map(|b| (b.1, b.2.clone()))
+                    .or_else(|| self.bases.get(&shape).cloned())
+            };
+            let how = match serde_json::from_str::<Value>(&spec.recipe) {
+                Err(_) => RecipeForm::Full,
+                Ok(value) => {
+                    let shape = recipe::shape(&value);
+                    match base(shape) {
+                        Some((base_seq, base)) => {
+                            let patch = recipe::diff(&base, &value, base_seq);
+                            let small = recipe::patch_size(&patch) * 2 < spec.recipe.len();
+                            if small
+                                && recipe::expand(&base, &patch).as_deref()
+                                    == Ok(spec.recipe.as_str())
+                            {
+                                RecipeForm::Patch(patch)
+                            } else {
+                                RecipeForm::Base(shape, Arc::new(value))
+                            }
+                        }
+                        None => RecipeForm::Base(shape, Arc::new(value)),
+                    }
+                }
+            };
+            let spec = Arc::new(spec);
+            fresh.push((job, spec.clone()));
+            env.event = match how {
+                RecipeForm::Patch(patch) => Event::JobRequestedCompact {
+                    job,
+                    spec: CompactSpec {
+                        label: spec.label.clone(),
+                        target: spec.target.clone(),
+                        set_cover: spec.set_cover,
+                        recipe: patch,
+                        request: spec.request.clone(),
+                        batch: spec.batch,
+                        retry_of: spec.retry_of,
+                        endless: spec.endless,
+                    },
+                },
+                RecipeForm::Base(shape, value) => {
+                    new_bases.push((shape, seq, value));
+                    Event::JobRequested {
+                        job,
+                        spec: (*spec).clone(),
+                    }
+                }
+                RecipeForm::Full => Event::JobRequested {
+                    job,
+                    spec: (*spec).clone(),
+                },
+            };
+        }
+        (fresh, new_bases)
     }
 
     /// Writes a snapshot of the projection when enough events have passed since the last one
     /// (or now, with `force`). A failure only costs a longer replay later, so it is logged.
-    fn maybe_snapshot(&self, writer: &mut Writer, force: bool) {
-        let lib = self.library();
-        let since = lib.seq.saturating_sub(writer.snapshot_seq);
-        let every = (lib.document_count() as u64).max(SNAPSHOT_EVERY);
+    /// The interval grows with the snapshot's size (documents, finished jobs), so writing
+    /// snapshots stays a small share of the work.
+    fn maybe_snapshot(&mut self, force: bool) {
+        let lib = self.shared.library();
+        let since = lib.seq.saturating_sub(self.snapshot_seq);
+        let every = (lib.document_count() as u64)
+            .max(lib.jobs.finished_count() as u64 / 4)
+            .max(SNAPSHOT_EVERY);
         if since == 0 || (!force && since < every) {
             return;
         }
         let bytes = lib.to_snapshot();
         let seq = lib.seq;
         drop(lib);
-        match self.inner.ledger.write_snapshot(seq, &bytes) {
-            Ok(()) => writer.snapshot_seq = seq,
+        match self.shared.ledger.write_snapshot(seq, &bytes) {
+            Ok(()) => self.snapshot_seq = seq,
             Err(e) => tracing::warn!("could not write a snapshot at seq {seq}: {e}"),
         }
     }
 
-    /// Snapshots the projection now (at shutdown), so the next start replays nothing.
-    pub fn snapshot_now(&self) {
-        let mut writer = lock(&self.inner.writer);
-        self.maybe_snapshot(&mut writer, true);
-    }
-
-    pub fn paths(&self) -> &Paths {
-        &self.inner.paths
-    }
-
-    pub fn ledger(&self) -> &Ledger {
-        &self.inner.ledger
-    }
-
-    /// Reads the current projection.
-    pub fn library(&self) -> RwLockReadGuard<'_, Library> {
-        self.inner.library.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The projection as it was right after `seq` (time travel), from the newest snapshot at
-    /// or before it plus the events after that.
-    pub fn library_at(&self, seq: u64) -> Result<Library, LedgerError> {
-        load(&self.inner.ledger, seq).map(|(lib, _)| lib)
-    }
-
-    /// A job's full spec (recipe and request included), read from its request event.
-    pub fn job_spec(&self, job: u128) -> Result<crate::store::event::JobSpec, String> {
-        let seq = self
-            .library()
-            .jobs
-            .get(job)
-            .map(|j| j.requested_seq)
-            .ok_or_else(|| format!("no job {}", ulid::Ulid::from(job)))?;
-        let found = self
-            .inner
-            .ledger
-            .read_after(seq - 1, 1)
-            .map_err(|e| e.to_string())?;
-        match found.first().map(Stored::event) {
-            Some(Event::JobRequested { job: j, spec }) if *j == job => Ok(spec.clone()),
-            _ => Err(format!(
-                "the ledger has no request for job {} at seq {seq}",
-                ulid::Ulid::from(job)
-            )),
-        }
-    }
-
-    /// Committed batches, in order, as they happen.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Stored]>> {
-        self.inner.tx.subscribe()
-    }
-
-    /// Runs `request` on a blocking thread.
-    pub async fn run(&self, origin: Origin, request: Request) -> Result<Outcome, ExecError> {
-        let h = self.clone();
-        match tokio::task::spawn_blocking(move || h.execute(origin, request)).await {
-            Ok(r) => r,
-            Err(e) => Err(ExecError::Ledger(LedgerError::Storage(format!(
-                "the writer task failed: {e}"
-            )))),
-        }
-    }
-
-    /// The write path. Blocking: call from a blocking thread (see `run`).
-    pub fn execute(&self, origin: Origin, request: Request) -> Result<Outcome, ExecError> {
-        let inner = &*self.inner;
-        let mut writer = lock(&inner.writer);
-        let mut warnings = self.retry_dirty(&mut writer);
-        let commands = self.prepare(&writer, request);
-        let (events, hard_loras) = {
-            let lib = self.library();
-            let mut events = Vec::new();
-            for cmd in &commands {
-                events.extend(command::decide(&lib, cmd)?);
-            }
-            self.check_side_effects(&lib, &events)?;
-            // The LoRAs hard deletes remove, named by the documents before they go.
-            let loras: Vec<String> = events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::DocumentDeleted {
-                        category,
-                        slug,
-                        hard: true,
-                        ..
-                    } => lib.get(*category, slug).and_then(models::lora_name),
-                    _ => None,
-                })
-                .collect();
-            (events, loras)
-        };
-        if events.is_empty() {
-            return Ok(Outcome {
-                events: Vec::new(),
-                warnings,
-            });
-        }
-        let at = now_ms();
-        let mut envelopes = Vec::with_capacity(events.len());
-        for event in events {
-            let id = writer
-                .ulids
-                .generate()
-                .map(u128::from)
-                .unwrap_or_else(|_| u128::from(ulid::Ulid::generate()));
-            envelopes.push(Envelope {
-                id,
-                at,
-                origin,
-                event,
-            });
-        }
-        let stored = inner.ledger.append(envelopes)?;
-        {
-            let mut lib = inner.library.write().unwrap_or_else(|p| p.into_inner());
-            for s in &stored {
-                lib.apply(s);
-            }
-        }
-        warnings.extend(self.project(&mut writer, &stored, &hard_loras));
-        self.maybe_snapshot(&mut writer, false);
-        let shared: Arc<[Stored]> = stored.clone().into();
-        // No subscriber is fine.
-        let _ = inner.tx.send(shared);
-        Ok(Outcome {
-            events: stored,
-            warnings,
-        })
-    }
-
-    fn prepare(&self, writer: &Writer, request: Request) -> Vec<Command> {
-        let paths = &self.inner.paths;
+    fn prepare(&self, request: Request) -> Vec<Command> {
+        let paths = &self.shared.paths;
         let skip = |c: Category| -> Vec<String> {
-            writer
-                .dirty
+            self.dirty
                 .iter()
                 .filter(|d| d.0 == c)
                 .map(|d| d.2.clone())
@@ -328,7 +902,7 @@ impl Handle {
             }
             Request::DiscoverCheckpoints => match &paths.checkpoints {
                 Some(root) => {
-                    let lib = self.library();
+                    let lib = self.shared.library();
                     models::discover_checkpoints(&lib, root)
                 }
                 None => Vec::new(),
@@ -338,7 +912,7 @@ impl Handle {
 
     /// IO checks that must pass before anything is appended.
     fn check_side_effects(&self, lib: &Library, events: &[Event]) -> Result<(), Refusal> {
-        let paths = &self.inner.paths;
+        let paths = &self.shared.paths;
         for e in events {
             match e {
                 Event::DocumentCreated { category, file, .. } => {
@@ -375,8 +949,7 @@ impl Handle {
 
     /// Converges the files the committed events touch. Returns warnings for failures, which
     /// stay dirty (and out of syncs) until a later write succeeds.
-    fn project(&self, writer: &mut Writer, stored: &[Stored], loras: &[String]) -> Vec<String> {
-        let inner = &*self.inner;
+    fn project(&mut self, stored: &[Stored], loras: &[String]) -> Vec<String> {
         let mut warnings = Vec::new();
         let mut todo = Vec::new();
         for s in stored {
@@ -389,6 +962,7 @@ impl Handle {
                 } => todo.push((*category, slug.clone(), file.clone())),
                 Event::DocumentEdited { category, slug, .. } => {
                     let file = self
+                        .shared
                         .library()
                         .get(*category, slug)
                         .map(|e| e.file.clone())
@@ -404,12 +978,13 @@ impl Handle {
                 _ => {}
             }
         }
-        {
-            let lib = self.library();
+        if !todo.is_empty() {
+            let shared = self.shared.clone();
+            let lib = shared.library();
             for (c, slug, file) in todo {
-                if let Err(e) = files::converge(&lib, &inner.paths.data, c, &slug, &file) {
+                if let Err(e) = files::converge(&lib, &shared.paths.data, c, &slug, &file) {
                     warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
-                    writer.dirty.insert((c, slug, file));
+                    self.dirty.insert((c, slug, file));
                 }
             }
         }
@@ -425,7 +1000,7 @@ impl Handle {
     }
 
     fn remove_lora(&self, lora: &str) -> Result<(), String> {
-        let Some(root) = self.inner.paths.loras.as_deref() else {
+        let Some(root) = self.shared.paths.loras.as_deref() else {
             return Ok(());
         };
         let path = files::resolve_inside(root, lora)?;
@@ -439,20 +1014,21 @@ impl Handle {
         }
     }
 
-    fn retry_dirty(&self, writer: &mut Writer) -> Vec<String> {
-        if writer.dirty.is_empty() {
+    fn retry_dirty(&mut self) -> Vec<String> {
+        if self.dirty.is_empty() {
             return Vec::new();
         }
-        let lib = self.library();
+        let shared = self.shared.clone();
+        let lib = shared.library();
         let mut warnings = Vec::new();
-        let dirty = std::mem::take(&mut writer.dirty);
+        let dirty = std::mem::take(&mut self.dirty);
         for (c, slug, file) in dirty {
-            if let Err(e) = files::converge(&lib, &self.inner.paths.data, c, &slug, &file) {
+            if let Err(e) = files::converge(&lib, &shared.paths.data, c, &slug, &file) {
                 warnings.push(format!(
                     "still cannot write data/{}/{file}: {e}",
                     c.desc().dir
                 ));
-                writer.dirty.insert((c, slug, file));
+                self.dirty.insert((c, slug, file));
             }
         }
         warnings
@@ -461,8 +1037,9 @@ impl Handle {
     /// Converges the files of every app-made change after the projector's checkpoint: a crash
     /// between a commit and its file write is finished here, before any sync can mistake the
     /// old file for an outside edit.
-    fn recover_files(&self) -> Result<(), LedgerError> {
-        let ledger = &self.inner.ledger;
+    fn recover_files(&mut self) -> Result<(), LedgerError> {
+        let shared = self.shared.clone();
+        let ledger = &shared.ledger;
         let from = ledger.files_through()? + 1;
         let mut todo = Vec::new();
         ledger.fold(from, u64::MAX, |s| {
@@ -486,18 +1063,319 @@ impl Handle {
             }
             true
         })?;
-        let lib = self.library();
-        let mut writer = lock(&self.inner.writer);
+        let lib = shared.library();
         for (c, slug, file) in todo {
-            match files::converge(&lib, &self.inner.paths.data, c, &slug, &file) {
+            match files::converge(&lib, &shared.paths.data, c, &slug, &file) {
                 Ok(true) => tracing::info!("recovered data/{}/{slug} after a crash", c.desc().dir),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::error!("could not recover data/{}/{file}: {e}", c.desc().dir);
-                    writer.dirty.insert((c, slug, file));
+                    self.dirty.insert((c, slug, file));
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::projection::JobState;
+    use crate::jobs::request::{self, GenRequest};
+
+    fn open(dir: &Path) -> Handle {
+        let paths = Paths {
+            data: dir.join("data"),
+            uploads: dir.join("uploads"),
+            loras: None,
+            checkpoints: None,
+        };
+        Handle::open(&dir.join("ledger/gaze.redb"), paths).unwrap()
+    }
+
+    fn spec(recipe: &str) -> JobSpec {
+        JobSpec {
+            label: "generator".into(),
+            target: None,
+            set_cover: false,
+            recipe: recipe.into(),
+            request: "{}".into(),
+            batch: None,
+            retry_of: None,
+            endless: None,
+        }
+    }
+
+    /// Real recipes from the sample library.
+    fn sample_recipe(slug: &str, seed: u64) -> String {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+        let lib = sync::library_from_disk(&data);
+        let req = GenRequest {
+            target: Some((Category::Characters, slug.into())),
+            seed: Some(seed),
+            ..Default::default()
+        };
+        request::resolve(&lib, &req, 0, &Default::default())
+            .unwrap()
+            .recipe_text()
+    }
+
+    fn enqueue(id: u128, recipe: &str) -> Request {
+        Request::Command(Command::Enqueue {
+            jobs: vec![(id, spec(recipe))],
+        })
+    }
+
+    type Answer = mpsc::Receiver<Result<Outcome, ExecError>>;
+
+    impl Handle {
+        /// Queues a request without waiting for it.
+        fn submit(&self, request: Request) -> Answer {
+            let (tx, rx) = mpsc::sync_channel(1);
+            assert!(self.send(Msg::Exec {
+                origin: Origin::Cli,
+                request,
+                reply: Reply::Blocking(tx),
+            }));
+            rx
+        }
+    }
+
+    fn kinds(h: &Handle) -> Vec<(String, Option<u128>)> {
+        h.ledger()
+            .read_after(0, 1000)
+            .unwrap()
+            .iter()
+            .map(|s| (s.event().kind().to_string(), s.event().job()))
+            .collect()
+    }
+
+    #[test]
+    fn requests_that_arrive_during_a_commit_share_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        let go = h.hold();
+        let answers: Vec<(u128, Answer)> = (1..=50u128)
+            .map(|id| (id, h.submit(enqueue(id, "{\"seed\":1}"))))
+            .collect();
+        let commits = h.ledger().commit_count();
+        drop(go);
+        for (id, a) in answers {
+            let o = a.recv().unwrap().unwrap();
+            assert_eq!(o.events.len(), 1);
+            assert_eq!(
+                o.events[0].event().job(),
+                Some(id),
+                "each request gets its own events"
+            );
+        }
+        assert_eq!(
+            h.ledger().commit_count() - commits,
+            1,
+            "one write transaction"
+        );
+        assert_eq!(h.ledger().last_seq(), 50);
+        assert_eq!(h.library().jobs.queued.len(), 50);
+    }
+
+    #[test]
+    fn a_refused_request_in_a_group_writes_nothing_and_later_ones_see_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        let go = h.hold();
+        let a = h.submit(enqueue(1, "{}"));
+        let unknown = h.submit(Request::Command(Command::CancelJob { job: 99 }));
+        let b = h.submit(enqueue(2, "{}"));
+        let pause = h.submit(Request::Command(Command::PauseQueue { paused: true }));
+        // Reads job 1, which this group is about to write: decided after that commit.
+        let cancel = h.submit(Request::Command(Command::CancelJob { job: 1 }));
+        let again = h.submit(enqueue(1, "{}"));
+        let commits = h.ledger().commit_count();
+        drop(go);
+        assert_eq!(a.recv().unwrap().unwrap().events.len(), 1);
+        assert!(matches!(
+            unknown.recv().unwrap(),
+            Err(ExecError::Refused(Refusal::NotFound(_)))
+        ));
+        assert_eq!(b.recv().unwrap().unwrap().events.len(), 1);
+        assert_eq!(pause.recv().unwrap().unwrap().events.len(), 1);
+        let c = cancel.recv().unwrap().unwrap();
+        assert!(matches!(
+            c.events[0].event(),
+            Event::JobCancelled { job: 1 }
+        ));
+        assert!(matches!(
+            again.recv().unwrap(),
+            Err(ExecError::Refused(Refusal::Conflict(_)))
+        ));
+        assert_eq!(
+            kinds(&h),
+            [
+                ("job_requested".to_string(), Some(1)),
+                ("job_requested".to_string(), Some(2)),
+                ("queue_paused".to_string(), None),
+                ("job_cancelled".to_string(), Some(1)),
+            ]
+        );
+        assert_eq!(h.ledger().commit_count() - commits, 2);
+        let lib = h.library();
+        assert_eq!(lib.jobs.state_of(1), Some(JobState::Cancelled));
+        assert_eq!(lib.jobs.state_of(2), Some(JobState::Queued));
+        assert!(lib.jobs.paused);
+    }
+
+    #[test]
+    fn recipes_read_back_byte_for_byte_old_and_compact_before_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let texts: Vec<(u128, String)> = [
+            ("tifa_lockhart", 1),
+            ("tifa_lockhart", 2),
+            ("link", 3),
+            ("aerith_gainsborough", 4),
+            ("hatsune_miku", 5),
+            ("tifa_lockhart", 6),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (slug, seed))| (100 + i as u128, sample_recipe(slug, *seed)))
+        .collect();
+        // An old ledger: a full request appended the way every request used to be.
+        {
+            let ledger = Ledger::open(&dir.path().join("ledger/gaze.redb")).unwrap();
+            ledger
+                .append(vec![Envelope {
+                    id: 1,
+                    at: 1,
+                    origin: Origin::Web,
+                    event: Event::JobRequested {
+                        job: 7,
+                        spec: spec(&texts[0].1),
+                    },
+                }])
+                .unwrap();
+        }
+        let check = |h: &Handle| {
+            assert_eq!(h.job_spec(7).unwrap().recipe, texts[0].1);
+            for (id, text) in &texts {
+                assert_eq!(&h.job_spec(*id).unwrap().recipe, text, "job {id}");
+            }
+        };
+        {
+            let h = open(dir.path());
+            for (id, text) in &texts {
+                h.execute(Origin::Web, enqueue(*id, text)).unwrap();
+            }
+            check(&h);
+        }
+        let h = open(dir.path());
+        check(&h);
+        let stored = h.ledger().read_after(0, 100).unwrap();
+        let compact = stored
+            .iter()
+            .filter(|s| matches!(s.event(), Event::JobRequestedCompact { .. }))
+            .count();
+        // Tifa and Link share a shape; Aerith and Miku share another.
+        assert_eq!(compact, 4, "the first of each shape is kept in full");
+        for s in &stored {
+            let bytes = crate::store::event::encode(&s.envelope).unwrap().len();
+            if let Event::JobRequestedCompact { job, .. } = s.event() {
+                let full = &texts.iter().find(|t| t.0 == *job).unwrap().1;
+                assert!(
+                    bytes * 5 < full.len(),
+                    "{bytes} bytes for a {} byte recipe",
+                    full.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn finished_jobs_leave_memory_and_read_back_from_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        let recipe = sample_recipe("tifa_lockhart", 1);
+        for id in 1..=4u128 {
+            h.execute(Origin::Web, enqueue(id, &recipe)).unwrap();
+        }
+        let record = |events: Vec<Event>| {
+            h.execute(
+                Origin::Reactor,
+                Request::Command(Command::Record { events }),
+            )
+            .unwrap()
+        };
+        let submitted = |job| Event::JobSubmitted {
+            job,
+            backend: "http://b".into(),
+            prompt_id: format!("p{job}"),
+            attempt: 1,
+            vanilla: false,
+        };
+        record(vec![submitted(1), submitted(2), submitted(3)]);
+        record(vec![
+            Event::JobSucceeded {
+                job: 1,
+                images: vec!["uploads/generator/a_0.png".into()],
+            },
+            Event::JobFailed {
+                job: 2,
+                error: "boom".into(),
+                node: None,
+                retryable: false,
+            },
+        ]);
+        h.execute(Origin::Web, Request::Command(Command::CancelJob { job: 4 }))
+            .unwrap();
+        {
+            let lib = h.library();
+            assert_eq!(lib.jobs.jobs.keys().copied().collect::<Vec<_>>(), [3]);
+            assert_eq!(lib.jobs.finished_count(), 3);
+        }
+        let one = h.job(1).unwrap().unwrap();
+        assert_eq!(one.state, JobState::Succeeded);
+        assert_eq!(one.images, ["uploads/generator/a_0.png"]);
+        assert_eq!(one.prompt_id.as_deref(), Some("p1"));
+        assert_eq!(one.attempts, 1);
+        assert_eq!(h.job(2).unwrap().unwrap().error.as_deref(), Some("boom"));
+        assert!(h.job(77).unwrap().is_none());
+        let newest: Vec<(u128, JobState)> = h
+            .newest_jobs(None, 10)
+            .unwrap()
+            .iter()
+            .map(|j| (j.id, j.state))
+            .collect();
+        assert_eq!(
+            newest,
+            [
+                (4, JobState::Cancelled),
+                (3, JobState::Submitted),
+                (2, JobState::Failed),
+                (1, JobState::Succeeded)
+            ]
+        );
+        assert_eq!(h.newest_jobs(Some("done"), 10).unwrap()[0].id, 1);
+        assert_eq!(h.job_spec(1).unwrap().recipe, recipe);
+        // A finished job can be neither cancelled nor requested again.
+        assert!(matches!(
+            h.execute(Origin::Web, Request::Command(Command::CancelJob { job: 1 })),
+            Err(ExecError::Refused(Refusal::Conflict(_)))
+        ));
+        assert!(matches!(
+            h.execute(Origin::Web, enqueue(2, "{}")),
+            Err(ExecError::Refused(Refusal::Conflict(_)))
+        ));
+    }
+
+    #[test]
+    fn dropping_the_last_handle_closes_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open(dir.path());
+        let again = h.clone();
+        h.execute(Origin::Web, enqueue(1, "{}")).unwrap();
+        drop(h);
+        drop(again);
+        let h = open(dir.path());
+        assert_eq!(h.library().jobs.queued.len(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! Jobs: generation requests resolved against the library into recipes (`request`), the jobs
-//! projection (`projection`), the reactor that runs them through ComfyUI exactly once
-//! (`reactor`), the ComfyUI client (`comfy`) and PNG metadata (`png`).
+//! projection (`projection`), compact recipe encoding (`recipe`), the reactor that runs them
+//! through ComfyUI exactly once (`reactor`), the ComfyUI client (`comfy`) and PNG metadata
+//! (`png`).
 //!
 //! Outside dependency: ComfyUI over HTTP and WebSocket, spoken by `comfy` only and driven by
 //! `reactor` only. Must not: touch redb or write library documents (outcomes are events through
@@ -10,4 +11,5 @@ pub mod comfy;
 pub mod png;
 pub mod projection;
 pub mod reactor;
+pub mod recipe;
 pub mod request;

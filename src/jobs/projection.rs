@@ -1,6 +1,8 @@
-//! The jobs projection: a pure fold of job events into each job's state, the queue in request
-//! order, the pause switch and the endless sessions. The reactor reads it to decide what to do;
-//! the API reads it for status.
+//! The jobs projection: a pure fold of job events into each unfinished job's state, the queue in
+//! request order, the ids of finished jobs by outcome, the pause switch and the endless
+//! sessions. The reactor reads it to decide what to do; the API reads it for status. Finished
+//! jobs are kept as ids only and read back from their events (`fold_job`), so memory stays
+//! bounded with a million of them.
 
 use crate::library::category::Category;
 use crate::store::event::{Event, JobSpec};
@@ -87,115 +89,250 @@ pub struct Job {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Jobs {
+    /// Unfinished jobs (queued or submitted), in full. A job that ends leaves this map for
+    /// one of the finished sets below; the rest of it stays in the ledger (`fold_job`).
     pub jobs: BTreeMap<u128, Job>,
     /// Queued jobs in request order (ULIDs sort by time).
     pub queued: BTreeSet<u128>,
     /// Jobs handed to a backend.
     pub submitted: BTreeSet<u128>,
+    /// Finished jobs by how they ended: ids only, so a million finished jobs cost tens of
+    /// megabytes, not gigabytes. A finished job never changes again.
+    pub succeeded: BTreeSet<u128>,
+    pub failed: BTreeSet<u128>,
+    pub set_aside: BTreeSet<u128>,
+    pub cancelled: BTreeSet<u128>,
     pub paused: bool,
     /// Active endless sessions: id → generation request JSON.
     pub endless: BTreeMap<u128, String>,
 }
 
-impl Jobs {
-    pub fn get(&self, id: u128) -> Option<&Job> {
-        self.jobs.get(&id)
-    }
-
-    fn set_state(&mut self, id: u128, state: JobState) {
-        self.queued.remove(&id);
-        self.submitted.remove(&id);
-        match state {
-            JobState::Queued => {
-                self.queued.insert(id);
-            }
-            JobState::Submitted => {
-                self.submitted.insert(id);
-            }
-            _ => {}
-        }
-        if let Some(j) = self.jobs.get_mut(&id) {
-            j.state = state;
+impl Job {
+    fn requested(id: u128, info: JobInfo, seq: u64, at: u64) -> Job {
+        Job {
+            id,
+            info: Arc::new(info),
+            state: JobState::Queued,
+            requested_seq: seq,
+            requested_at: at,
+            updated_at: at,
+            attempts: 0,
+            backend: None,
+            prompt_id: None,
+            vanilla: false,
+            images: Vec::new(),
+            error: None,
+            error_node: None,
+            failures: Vec::new(),
         }
     }
 
-    /// Folds one event in (non-job events are ignored).
-    pub fn apply(&mut self, seq: u64, at: u64, event: &Event) {
-        if let Some(j) = event.job().and_then(|id| self.jobs.get_mut(&id)) {
-            j.updated_at = at;
-        }
+    /// Folds one event about this job in; returns its state afterwards.
+    fn apply(&mut self, at: u64, event: &Event) -> JobState {
+        self.updated_at = at;
         match event {
-            Event::JobRequested { job, spec } => {
-                self.jobs.insert(
-                    *job,
-                    Job {
-                        id: *job,
-                        info: Arc::new(JobInfo::of(spec)),
-                        state: JobState::Queued,
-                        requested_seq: seq,
-                        requested_at: at,
-                        updated_at: at,
-                        attempts: 0,
-                        backend: None,
-                        prompt_id: None,
-                        vanilla: false,
-                        images: Vec::new(),
-                        error: None,
-                        error_node: None,
-                        failures: Vec::new(),
-                    },
-                );
-                self.queued.insert(*job);
-            }
             Event::JobSubmitted {
-                job,
                 backend,
                 prompt_id,
                 attempt,
                 vanilla,
+                ..
             } => {
-                if let Some(j) = self.jobs.get_mut(job) {
-                    j.backend = Some(backend.clone());
-                    j.prompt_id = Some(prompt_id.clone());
-                    j.attempts = *attempt;
-                    j.vanilla = *vanilla;
-                }
-                self.set_state(*job, JobState::Submitted);
+                self.backend = Some(backend.clone());
+                self.prompt_id = Some(prompt_id.clone());
+                self.attempts = *attempt;
+                self.vanilla = *vanilla;
+                self.state = JobState::Submitted;
             }
-            Event::JobSucceeded { job, images } => {
-                if let Some(j) = self.jobs.get_mut(job) {
-                    j.images.clone_from(images);
-                    j.error = None;
-                }
-                self.set_state(*job, JobState::Succeeded);
+            Event::JobSucceeded { images, .. } => {
+                self.images.clone_from(images);
+                self.error = None;
+                self.state = JobState::Succeeded;
             }
             Event::JobFailed {
-                job,
                 error,
                 node,
                 retryable,
+                ..
             } => {
-                if let Some(j) = self.jobs.get_mut(job) {
-                    j.error = Some(error.clone());
-                    j.error_node.clone_from(node);
-                    if *retryable {
-                        j.failures.push(error.clone());
+                self.error = Some(error.clone());
+                self.error_node.clone_from(node);
+                if *retryable {
+                    self.failures.push(error.clone());
+                    self.state = JobState::Queued;
+                } else {
+                    self.state = JobState::Failed;
+                }
+            }
+            Event::JobSetAside { reason, .. } => {
+                self.error = Some(reason.clone());
+                self.state = JobState::SetAside;
+            }
+            Event::JobCancelled { .. } => self.state = JobState::Cancelled,
+            _ => {}
+        }
+        self.state
+    }
+}
+
+/// What the projection keeps of a new job, from either form of its request.
+fn requested(event: &Event) -> Option<(u128, JobInfo)> {
+    match event {
+        Event::JobRequested { job, spec } => Some((*job, JobInfo::of(spec))),
+        Event::JobRequestedCompact { job, spec } => Some((
+            *job,
+            JobInfo {
+                label: spec.label.clone(),
+                target: spec.target.clone(),
+                set_cover: spec.set_cover,
+                batch: spec.batch,
+                retry_of: spec.retry_of,
+                endless: spec.endless,
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// A job rebuilt from its own events (as the ledger's job index lists them), in order: how
+/// finished jobs are read back. `None` if the first event is not its request.
+pub fn fold_job(events: &[crate::store::event::Stored]) -> Option<Job> {
+    let (first, rest) = events.split_first()?;
+    let (id, info) = requested(first.event())?;
+    let mut job = Job::requested(id, info, first.seq, first.envelope.at);
+    for s in rest {
+        // Like the projection, which forgets a job once it has ended.
+        if job.state.is_terminal() {
+            break;
+        }
+        if s.event().job() == Some(id) {
+            job.apply(s.envelope.at, s.event());
+        }
+    }
+    Some(job)
+}
+
+/// The status words of `JobState::status`, in the order the finished sets are kept.
+const FINISHED: [JobState; 4] = [
+    JobState::Succeeded,
+    JobState::Failed,
+    JobState::SetAside,
+    JobState::Cancelled,
+];
+
+impl Jobs {
+    /// An unfinished job, in full.
+    pub fn get(&self, id: u128) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    fn finished_set(&self, state: JobState) -> Option<&BTreeSet<u128>> {
+        match state {
+            JobState::Succeeded => Some(&self.succeeded),
+            JobState::Failed => Some(&self.failed),
+            JobState::SetAside => Some(&self.set_aside),
+            JobState::Cancelled => Some(&self.cancelled),
+            JobState::Queued | JobState::Submitted => None,
+        }
+    }
+
+    /// Any job's state, finished or not; `None` for an unknown id.
+    pub fn state_of(&self, id: u128) -> Option<JobState> {
+        if let Some(j) = self.jobs.get(&id) {
+            return Some(j.state);
+        }
+        FINISHED
+            .into_iter()
+            .find(|s| self.finished_set(*s).is_some_and(|set| set.contains(&id)))
+    }
+
+    /// How many jobs have finished.
+    pub fn finished_count(&self) -> usize {
+        self.succeeded.len() + self.failed.len() + self.set_aside.len() + self.cancelled.len()
+    }
+
+    /// The ids of the newest `limit` jobs with status word `status` (any, with `None`),
+    /// newest first.
+    pub fn newest(&self, status: Option<&str>, limit: usize) -> Vec<u128> {
+        let want = |s: JobState| status.is_none_or(|w| s.status() == w);
+        let mut sources: Vec<Box<dyn Iterator<Item = u128> + '_>> = Vec::new();
+        let unfinished: Vec<u128> = self
+            .jobs
+            .values()
+            .rev()
+            .filter(|j| want(j.state))
+            .map(|j| j.id)
+            .collect();
+        sources.push(Box::new(unfinished.into_iter()));
+        for s in FINISHED.into_iter().filter(|s| want(*s)) {
+            if let Some(set) = self.finished_set(s) {
+                sources.push(Box::new(set.iter().rev().copied()));
+            }
+        }
+        let mut heads: Vec<std::iter::Peekable<Box<dyn Iterator<Item = u128> + '_>>> =
+            sources.into_iter().map(Iterator::peekable).collect();
+        let mut out = Vec::with_capacity(limit.min(1024));
+        while out.len() < limit {
+            let best = heads
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, h)| h.peek().map(|id| (*id, i)))
+                .max();
+            match best {
+                Some((id, i)) => {
+                    heads[i].next();
+                    out.push(id);
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Folds one event in (non-job events are ignored). A job that ends moves from the
+    /// unfinished map to its finished set.
+    pub fn apply(&mut self, seq: u64, at: u64, event: &Event) {
+        if let Some((id, info)) = requested(event) {
+            self.jobs.insert(id, Job::requested(id, info, seq, at));
+            self.queued.insert(id);
+            return;
+        }
+        match event {
+            Event::JobSubmitted { job, .. }
+            | Event::JobSucceeded { job, .. }
+            | Event::JobFailed { job, .. }
+            | Event::JobSetAside { job, .. }
+            | Event::JobCancelled { job } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return;
+                };
+                let state = j.apply(at, event);
+                self.queued.remove(job);
+                self.submitted.remove(job);
+                match state {
+                    JobState::Queued => {
+                        self.queued.insert(*job);
+                    }
+                    JobState::Submitted => {
+                        self.submitted.insert(*job);
+                    }
+                    JobState::Succeeded => {
+                        self.succeeded.insert(*job);
+                    }
+                    JobState::Failed => {
+                        self.failed.insert(*job);
+                    }
+                    JobState::SetAside => {
+                        self.set_aside.insert(*job);
+                    }
+                    JobState::Cancelled => {
+                        self.cancelled.insert(*job);
                     }
                 }
-                let next = if *retryable {
-                    JobState::Queued
-                } else {
-                    JobState::Failed
-                };
-                self.set_state(*job, next);
-            }
-            Event::JobSetAside { job, reason } => {
-                if let Some(j) = self.jobs.get_mut(job) {
-                    j.error = Some(reason.clone());
+                if state.is_terminal() {
+                    self.jobs.remove(job);
                 }
-                self.set_state(*job, JobState::SetAside);
             }
-            Event::JobCancelled { job } => self.set_state(*job, JobState::Cancelled),
             Event::QueuePaused { paused } => self.paused = *paused,
             Event::EndlessStarted { endless, request } => {
                 self.endless.insert(*endless, request.clone());
@@ -218,5 +355,178 @@ impl Jobs {
                     .is_some_and(|j| j.info.endless == Some(endless))
             })
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::event::{Envelope, Origin, Stored};
+
+    fn requested(job: u128) -> Event {
+        Event::JobRequested {
+            job,
+            spec: JobSpec {
+                label: format!("job {job}"),
+                target: None,
+                set_cover: false,
+                recipe: "{}".into(),
+                request: "{}".into(),
+                batch: None,
+                retry_of: None,
+                endless: None,
+            },
+        }
+    }
+
+    fn submitted(job: u128) -> Event {
+        Event::JobSubmitted {
+            job,
+            backend: "b".into(),
+            prompt_id: format!("p{job}"),
+            attempt: 1,
+            vanilla: false,
+        }
+    }
+
+    fn failed(job: u128, retryable: bool) -> Event {
+        Event::JobFailed {
+            job,
+            error: "e".into(),
+            node: None,
+            retryable,
+        }
+    }
+
+    /// Folds `events` (seq = position + 1) and returns the projection and every job as it was
+    /// right before it finished.
+    fn fold(events: &[Event]) -> (Jobs, BTreeMap<u128, Vec<Stored>>) {
+        let mut jobs = Jobs::default();
+        let mut by_job: BTreeMap<u128, Vec<Stored>> = BTreeMap::new();
+        for (i, e) in events.iter().enumerate() {
+            let s = Stored {
+                seq: i as u64 + 1,
+                envelope: Envelope {
+                    id: i as u128,
+                    at: 1000 + i as u64,
+                    origin: Origin::Reactor,
+                    event: e.clone(),
+                },
+            };
+            jobs.apply(s.seq, s.envelope.at, e);
+            if let Some(id) = e.job() {
+                by_job.entry(id).or_default().push(s);
+            }
+        }
+        (jobs, by_job)
+    }
+
+    #[test]
+    fn each_outcome_moves_a_job_to_its_finished_set_and_out_of_memory() {
+        let events = [
+            requested(1),
+            requested(2),
+            requested(3),
+            requested(4),
+            requested(5),
+            submitted(1),
+            submitted(2),
+            submitted(3),
+            Event::JobSucceeded {
+                job: 1,
+                images: vec!["a.png".into()],
+            },
+            failed(2, false),
+            failed(3, true),
+            Event::JobSetAside {
+                job: 3,
+                reason: "again".into(),
+            },
+            Event::JobCancelled { job: 4 },
+            // About jobs that ended or never were: ignored.
+            submitted(1),
+            submitted(99),
+        ];
+        let (jobs, by_job) = fold(&events);
+        assert_eq!(jobs.jobs.keys().copied().collect::<Vec<_>>(), [5]);
+        assert_eq!(jobs.queued.iter().copied().collect::<Vec<_>>(), [5]);
+        assert!(jobs.submitted.is_empty());
+        let states: Vec<Option<JobState>> = (1..=6).map(|id| jobs.state_of(id)).collect();
+        assert_eq!(
+            states,
+            [
+                Some(JobState::Succeeded),
+                Some(JobState::Failed),
+                Some(JobState::SetAside),
+                Some(JobState::Cancelled),
+                Some(JobState::Queued),
+                None
+            ]
+        );
+        assert_eq!(jobs.finished_count(), 4);
+        let one = fold_job(&by_job[&1]).unwrap();
+        assert_eq!(one.state, JobState::Succeeded);
+        assert_eq!(one.images, ["a.png"]);
+        assert_eq!(
+            (one.requested_seq, one.requested_at, one.updated_at),
+            (1, 1000, 1008)
+        );
+        let three = fold_job(&by_job[&3]).unwrap();
+        assert_eq!(three.state, JobState::SetAside);
+        assert_eq!(three.failures, ["e"]);
+        assert_eq!(three.error.as_deref(), Some("again"));
+        assert!(
+            fold_job(&by_job[&1][1..]).is_none(),
+            "a fold starts at the request"
+        );
+    }
+
+    #[test]
+    fn a_retryable_failure_puts_the_job_back_in_the_queue() {
+        let (jobs, _) = fold(&[requested(1), submitted(1), failed(1, true)]);
+        let j = jobs.get(1).unwrap();
+        assert_eq!(j.state, JobState::Queued);
+        assert_eq!(j.failures.len(), 1);
+        assert!(jobs.queued.contains(&1));
+    }
+
+    #[test]
+    fn newest_merges_unfinished_and_finished_jobs_newest_first() {
+        let mut events: Vec<Event> = (1..=8).map(requested).collect();
+        events.extend([
+            submitted(2),
+            submitted(7),
+            Event::JobSucceeded {
+                job: 2,
+                images: vec![],
+            },
+            submitted(5),
+            failed(5, false),
+            submitted(6),
+            Event::JobSetAside {
+                job: 6,
+                reason: "r".into(),
+            },
+            Event::JobCancelled { job: 8 },
+            submitted(4),
+            Event::JobSucceeded {
+                job: 4,
+                images: vec![],
+            },
+        ]);
+        let (jobs, _) = fold(&events);
+        let table: [(Option<&str>, usize, &[u128]); 8] = [
+            (None, 100, &[8, 7, 6, 5, 4, 3, 2, 1]),
+            (None, 3, &[8, 7, 6]),
+            (Some("done"), 100, &[4, 2]),
+            (Some("failed"), 100, &[6, 5]),
+            (Some("cancelled"), 100, &[8]),
+            (Some("pending"), 100, &[3, 1]),
+            (Some("running"), 1, &[7]),
+            (Some("nonsense"), 100, &[]),
+        ];
+        for (status, limit, want) in table {
+            assert_eq!(jobs.newest(status, limit), want, "{status:?} {limit}");
+        }
     }
 }

@@ -583,9 +583,8 @@ impl Reactor {
         if let Some(s) = self.specs.get(&id) {
             return Some(s.clone());
         }
-        match self.handle.job_spec(id) {
+        match self.handle.job_spec_shared(id) {
             Ok(spec) => {
-                let spec = Arc::new(spec);
                 self.specs.insert(id, spec.clone());
                 Some(spec)
             }

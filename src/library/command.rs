@@ -316,15 +316,16 @@ fn job_id_text(id: u128) -> String {
 
 fn decide_jobs(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
     let jobs = &lib.jobs;
+    // Finished jobs count too: the projection keeps their ids and outcomes.
     let known = |id: u128| {
-        jobs.get(id)
+        jobs.state_of(id)
             .ok_or_else(|| Refusal::NotFound(format!("no job {}", job_id_text(id))))
     };
     match cmd {
         Command::Enqueue { jobs: new } => {
             let mut events = Vec::with_capacity(new.len());
             for (id, spec) in new {
-                if jobs.get(*id).is_some() {
+                if jobs.state_of(*id).is_some() {
                     return Err(Refusal::Conflict(format!(
                         "job {} exists",
                         job_id_text(*id)
@@ -338,23 +339,29 @@ fn decide_jobs(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
             Ok(events)
         }
         Command::CancelJob { job } => {
-            let j = known(*job)?;
-            if j.state.is_terminal() {
+            let state = known(*job)?;
+            if state.is_terminal() {
                 return Err(Refusal::Conflict(format!(
                     "job {} is already {}",
                     job_id_text(*job),
-                    j.state.status()
+                    state.status()
                 )));
             }
             Ok(vec![Event::JobCancelled { job: *job }])
         }
         Command::RetryJob { job, new_job, spec } => {
-            let j = known(*job)?;
-            if !j.state.is_terminal() {
+            let state = known(*job)?;
+            if !state.is_terminal() {
                 return Err(Refusal::Conflict(format!(
                     "job {} is still {}; cancel it first",
                     job_id_text(*job),
-                    j.state.status()
+                    state.status()
+                )));
+            }
+            if jobs.state_of(*new_job).is_some() {
+                return Err(Refusal::Conflict(format!(
+                    "job {} exists",
+                    job_id_text(*new_job)
                 )));
             }
             let mut spec = (**spec).clone();

@@ -270,6 +270,7 @@ impl Library {
             Event::SettingsChanged { json, .. } => self.settings.clone_from(json),
             Event::DefaultCheckpointSet { path } => self.default_checkpoint.clone_from(path),
             Event::JobRequested { .. }
+            | Event::JobRequestedCompact { .. }
             | Event::JobSubmitted { .. }
             | Event::JobSucceeded { .. }
             | Event::JobFailed { .. }
@@ -334,7 +335,7 @@ impl Shelf {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 4;
+const SNAPSHOT_V: u8 = 5;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {

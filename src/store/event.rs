@@ -194,6 +194,81 @@ pub enum Event {
         hash: u64,
         error: String,
     },
+    // ---- queue (issue 12) ----
+    /// A generation was asked for: the same fact as `JobRequested`, with the recipe stored as
+    /// a patch against the recipe of an earlier `JobRequested` event. `Handle::job_spec` gives
+    /// back the full spec, its recipe byte for byte the text that was requested.
+    JobRequestedCompact {
+        job: u128,
+        spec: CompactSpec,
+    },
+}
+
+/// A `JobSpec` whose recipe is a patch against an earlier full recipe. Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct CompactSpec {
+    pub label: String,
+    pub target: Option<(Category, String)>,
+    pub set_cover: bool,
+    pub recipe: RecipePatch,
+    pub request: String,
+    pub batch: Option<u128>,
+    pub retry_of: Option<u128>,
+    pub endless: Option<u128>,
+}
+
+/// A recipe as the difference from a base recipe (see `jobs::recipe`). Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct RecipePatch {
+    /// The seq of the `JobRequested` event whose recipe is the base.
+    pub base: u64,
+    /// Every text the patch sets, once (values refer to them by position).
+    pub strings: Vec<String>,
+    pub root: PatchNode,
+}
+
+/// How one JSON value differs from the base's value at the same place. Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub enum PatchNode {
+    /// Equal to the base.
+    Same,
+    /// Replaced as a whole.
+    Set(PatchValue),
+    /// An object with exactly the base's keys in the base's order; the members at these
+    /// positions differ (ascending).
+    Members(Vec<(u32, PatchNode)>),
+    /// An array as long as the base's; the items at these positions differ (ascending).
+    Items(Vec<(u32, PatchNode)>),
+}
+
+/// A JSON value inside a patch; texts (and object keys) are positions in `RecipePatch::strings`.
+/// Numbers keep serde_json's three kinds so they print as they did. Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub enum PatchValue {
+    Null,
+    Bool(bool),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Text(u32),
+    List(Vec<PatchValue>),
+    Map(Vec<(u32, PatchValue)>),
+}
+
+impl CompactSpec {
+    /// The spec with its recipe text put back (the text is made by `jobs::recipe::expand`).
+    pub fn with_recipe(&self, recipe: String) -> JobSpec {
+        JobSpec {
+            label: self.label.clone(),
+            target: self.target.clone(),
+            set_cover: self.set_cover,
+            recipe,
+            request: self.request.clone(),
+            batch: self.batch,
+            retry_of: self.retry_of,
+            endless: self.endless,
+        }
+    }
 }
 
 /// What a job is for and how to run it. Frozen shape (see `Event`).
@@ -243,6 +318,8 @@ impl Event {
             Event::EndlessStopped { .. } => "endless_stopped",
             Event::WorkflowSynced { .. } => "workflow_synced",
             Event::WorkflowRefused { .. } => "workflow_refused",
+            // The same fact as `JobRequested`, stored more compactly.
+            Event::JobRequestedCompact { .. } => "job_requested",
         }
     }
 
@@ -250,6 +327,7 @@ impl Event {
     pub fn job(&self) -> Option<u128> {
         match self {
             Event::JobRequested { job, .. }
+            | Event::JobRequestedCompact { job, .. }
             | Event::JobSubmitted { job, .. }
             | Event::JobSucceeded { job, .. }
             | Event::JobFailed { job, .. }
@@ -296,18 +374,40 @@ impl Event {
                 map.insert(key.into(), ulid::Ulid::from(id).to_string().into());
             }
         }
-        if let Event::JobRequested { spec, .. } = self {
+        let summary = match self {
+            Event::JobRequested { spec, .. } => Some((
+                &spec.label,
+                &spec.target,
+                spec.set_cover,
+                [spec.batch, spec.retry_of, spec.endless],
+                None,
+            )),
+            Event::JobRequestedCompact { spec, .. } => Some((
+                &spec.label,
+                &spec.target,
+                spec.set_cover,
+                [spec.batch, spec.retry_of, spec.endless],
+                Some(spec.recipe.base),
+            )),
+            _ => None,
+        };
+        if let Some((label, target, set_cover, [batch, retry_of, endless], base)) = summary {
+            let ulid = |b: Option<u128>| b.map(|b| ulid::Ulid::from(b).to_string());
             map.insert(
                 "spec".into(),
                 serde_json::json!({
-                    "label": spec.label,
-                    "target": spec.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
-                    "set_cover": spec.set_cover,
-                    "batch": spec.batch.map(|b| ulid::Ulid::from(b).to_string()),
-                    "retry_of": spec.retry_of.map(|b| ulid::Ulid::from(b).to_string()),
-                    "endless": spec.endless.map(|b| ulid::Ulid::from(b).to_string()),
+                    "label": label,
+                    "target": target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
+                    "set_cover": set_cover,
+                    "batch": ulid(batch),
+                    "retry_of": ulid(retry_of),
+                    "endless": ulid(endless),
                 }),
             );
+            if let Some(base) = base {
+                // The recipe itself is at `/api/jobs/{job}/recipe`.
+                map.insert("recipe_base".into(), base.into());
+            }
         }
         if let Some(c) = map.get_mut("category")
             && let Some(cat) = self.subject().map(|s| s.0).or(self.category())
@@ -563,6 +663,42 @@ mod tests {
                 hash: 43,
                 error: "node 19 is missing".into(),
             },
+            Event::JobRequestedCompact {
+                job: 8,
+                spec: CompactSpec {
+                    label: "characters/s".into(),
+                    target: Some((c, "s".into())),
+                    set_cover: false,
+                    recipe: RecipePatch {
+                        base: 14,
+                        strings: vec!["1girl, smile".into(), "k".into()],
+                        root: PatchNode::Members(vec![
+                            (0, PatchNode::Set(PatchValue::Text(0))),
+                            (
+                                1,
+                                PatchNode::Items(vec![
+                                    (0, PatchNode::Same),
+                                    (
+                                        2,
+                                        PatchNode::Set(PatchValue::List(vec![
+                                            PatchValue::Null,
+                                            PatchValue::Bool(true),
+                                            PatchValue::Unsigned(42),
+                                            PatchValue::Signed(-7),
+                                            PatchValue::Float(0.8),
+                                            PatchValue::Map(vec![(1, PatchValue::Text(0))]),
+                                        ])),
+                                    ),
+                                ]),
+                            ),
+                        ]),
+                    },
+                    request: "{\"category\":\"characters\",\"slug\":\"s\",\"seed\":2}".into(),
+                    batch: None,
+                    retry_of: Some(7),
+                    endless: None,
+                },
+            },
         ];
         for e in &all {
             match e {
@@ -589,7 +725,8 @@ mod tests {
                 | Event::EndlessStarted { .. }
                 | Event::EndlessStopped { .. }
                 | Event::WorkflowSynced { .. }
-                | Event::WorkflowRefused { .. } => {}
+                | Event::WorkflowRefused { .. }
+                | Event::JobRequestedCompact { .. } => {}
             }
         }
         all

@@ -17,10 +17,20 @@ const KEEP_SNAPSHOTS: usize = 4;
 /// Every event up to this seq has had its files written by the file projector.
 const FILES_THROUGH: &str = "files_through";
 
+// ---- queue (issue 12) ----
+/// Each job's events, `(job, seq)`, written in the append's transaction: how a finished job,
+/// which the projection keeps as an id only, is read back.
+const JOB_EVENTS: TableDefinition<(u128, u64), ()> = TableDefinition::new("job_events");
+/// Every event up to this seq is in `JOB_EVENTS` (ledgers from before the table are indexed
+/// once at open).
+const JOB_EVENTS_THROUGH: &str = "job_events_through";
+/// Events indexed per write transaction when catching up an old ledger.
+const JOB_INDEX_BATCH: u64 = 50_000;
+
 /// The redb page cache cap; without it redb grows toward 1 GiB.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum LedgerError {
     /// Another process holds the ledger open.
     Locked(PathBuf),
@@ -55,6 +65,8 @@ pub struct Ledger {
     db: Database,
     last: AtomicU64,
     path: PathBuf,
+    /// Write transactions that appended events since open (group commit shows in it).
+    commits: AtomicU64,
 }
 
 impl Ledger {
@@ -75,17 +87,21 @@ impl Ledger {
         tx.open_table(EVENTS).map_err(storage)?;
         tx.open_table(META).map_err(storage)?;
         tx.open_table(SNAPSHOTS).map_err(storage)?;
+        tx.open_table(JOB_EVENTS).map_err(storage)?;
         tx.commit().map_err(storage)?;
         let last = {
             let rx = db.begin_read().map_err(storage)?;
             let t = rx.open_table(EVENTS).map_err(storage)?;
             t.last().map_err(storage)?.map_or(0, |(k, _)| k.value())
         };
-        Ok(Ledger {
+        let ledger = Ledger {
             db,
             last: AtomicU64::new(last),
             path: path.into(),
-        })
+            commits: AtomicU64::new(0),
+        };
+        ledger.catch_up_job_index()?;
+        Ok(ledger)
     }
 
     pub fn path(&self) -> &Path {
@@ -122,10 +138,20 @@ impl Ledger {
                 t.insert(before + 1 + i as u64, bytes.as_slice())
                     .map_err(storage)?;
             }
+            let mut jobs = tx.open_table(JOB_EVENTS).map_err(storage)?;
+            for (i, env) in batch.iter().enumerate() {
+                if let Some(job) = env.event.job() {
+                    jobs.insert((job, before + 1 + i as u64), ())
+                        .map_err(storage)?;
+                }
+            }
             let mut m = tx.open_table(META).map_err(storage)?;
             m.insert(FILES_THROUGH, before).map_err(storage)?;
+            m.insert(JOB_EVENTS_THROUGH, before + batch.len() as u64)
+                .map_err(storage)?;
         }
         tx.commit().map_err(storage)?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         let stored: Vec<Stored> = batch
             .into_iter()
             .enumerate()
@@ -225,6 +251,117 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+}
+
+// ---- queue (issue 12): the job index, single reads, maintenance ----
+impl Ledger {
+    /// Write transactions that appended events since this ledger was opened.
+    pub fn commit_count(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Indexes the job events a ledger from before `JOB_EVENTS` (or an interrupted catch-up)
+    /// left out, in batches.
+    fn catch_up_job_index(&self) -> Result<(), LedgerError> {
+        let last = self.last_seq();
+        let mut done = {
+            let rx = self.db.begin_read().map_err(storage)?;
+            let m = rx.open_table(META).map_err(storage)?;
+            m.get(JOB_EVENTS_THROUGH)
+                .map_err(storage)?
+                .map_or(0, |v| v.value())
+        };
+        if done < last {
+            tracing::info!(
+                "indexing the job events among ledger events {} to {last}",
+                done + 1
+            );
+        }
+        while done < last {
+            let to = (done + JOB_INDEX_BATCH).min(last);
+            let mut rows = Vec::new();
+            self.fold(done + 1, to, |s| {
+                if let Some(job) = s.event().job() {
+                    rows.push((job, s.seq));
+                }
+                true
+            })?;
+            let mut tx = self.db.begin_write().map_err(storage)?;
+            tx.set_quick_repair(false);
+            {
+                let mut t = tx.open_table(JOB_EVENTS).map_err(storage)?;
+                for row in rows {
+                    t.insert(row, ()).map_err(storage)?;
+                }
+                let mut m = tx.open_table(META).map_err(storage)?;
+                m.insert(JOB_EVENTS_THROUGH, to).map_err(storage)?;
+            }
+            tx.commit().map_err(storage)?;
+            done = to;
+        }
+        Ok(())
+    }
+
+    /// The seqs of one job's events, oldest first (its request first).
+    pub fn job_seqs(&self, job: u128) -> Result<Vec<u64>, LedgerError> {
+        let rx = self.db.begin_read().map_err(storage)?;
+        let t = rx.open_table(JOB_EVENTS).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in t.range((job, 0)..=(job, u64::MAX)).map_err(storage)? {
+            out.push(row.map_err(storage)?.0.value().1);
+        }
+        Ok(out)
+    }
+
+    /// The events of each of `jobs`, oldest first, all read on one snapshot.
+    pub fn job_events(&self, jobs: &[u128]) -> Result<Vec<Vec<Stored>>, LedgerError> {
+        let rx = self.db.begin_read().map_err(storage)?;
+        let index = rx.open_table(JOB_EVENTS).map_err(storage)?;
+        let events = rx.open_table(EVENTS).map_err(storage)?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for &job in jobs {
+            let mut list = Vec::new();
+            for row in index.range((job, 0)..=(job, u64::MAX)).map_err(storage)? {
+                let seq = row.map_err(storage)?.0.value().1;
+                if let Some(v) = events.get(seq).map_err(storage)? {
+                    list.push(decode_row(seq, v.value())?);
+                }
+            }
+            out.push(list);
+        }
+        Ok(out)
+    }
+
+    /// One event, if it exists.
+    pub fn event_at(&self, seq: u64) -> Result<Option<Stored>, LedgerError> {
+        let rx = self.db.begin_read().map_err(storage)?;
+        let t = rx.open_table(EVENTS).map_err(storage)?;
+        match t.get(seq).map_err(storage)? {
+            Some(v) => Ok(Some(decode_row(seq, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every projection snapshot (the next start replays the whole ledger).
+    pub fn clear_snapshots(&self) -> Result<(), LedgerError> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = tx.open_table(SNAPSHOTS).map_err(storage)?;
+            t.retain(|_, _| false).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// The ledger file's size in bytes.
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// Gives redb's free pages back to the file system (nothing written is changed). Needs
+    /// the ledger to itself: call it before handing the ledger to a `Handle`.
+    pub fn compact(&mut self) -> Result<bool, LedgerError> {
+        self.db.compact().map_err(storage)
     }
 }
 

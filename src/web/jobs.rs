@@ -90,14 +90,15 @@ fn job_json(s: &AppState, j: &Job) -> Value {
     })
 }
 
+/// Any job as JSON: unfinished ones from memory, finished ones read back from the ledger.
 fn find(s: &AppState, id: &str) -> Result<Value, ApiError> {
     let id = parse_id(id)?;
-    let lib = s.handle.library();
-    let j = lib
-        .jobs
-        .get(id)
+    let j = s
+        .handle
+        .job(id)
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no job {}", id_text(id))))?;
-    Ok(job_json(s, j))
+    Ok(job_json(s, &j))
 }
 
 async fn enqueue(s: &AppState, jobs: Vec<(u128, JobSpec)>) -> Result<(), ApiError> {
@@ -315,16 +316,14 @@ async fn list_jobs(
     }
     .clamp(1, 1000);
     let want = q.get("status").map(String::as_str);
-    let lib = s.handle.library();
-    let jobs: Vec<Value> = lib
-        .jobs
-        .jobs
-        .values()
-        .rev()
-        .filter(|j| want.is_none_or(|w| j.state.status() == w))
-        .take(limit)
+    let jobs: Vec<Value> = s
+        .handle
+        .newest_jobs(want, limit)
+        .map_err(ApiError::internal)?
+        .iter()
         .map(|j| job_json(&s, j))
         .collect();
+    let lib = s.handle.library();
     Ok(Json(json!({
         "jobs": jobs,
         "paused": lib.jobs.paused,
@@ -374,7 +373,7 @@ async fn cancel(State(s): State<AppState>, Path(job): Path<String>) -> ApiResult
 
 /// A job's full spec, read from its request event in the ledger.
 async fn job_spec(s: &AppState, id: u128) -> Result<JobSpec, ApiError> {
-    if s.handle.library().jobs.get(id).is_none() {
+    if s.handle.library().jobs.state_of(id).is_none() {
         return Err(ApiError::not_found(format!("no job {}", id_text(id))));
     }
     let h = s.handle.clone();
@@ -457,19 +456,29 @@ async fn stream(State(s): State<AppState>) -> impl IntoResponse {
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// A small delta for a job event: the job's new status.
+/// A small delta for a job event: the job's new status. A finished job is no longer held in
+/// full, so its images and error come from the event that finished it.
 fn job_delta(s: &AppState, e: &Event) -> Option<Value> {
-    match e {
-        Event::QueuePaused { paused } => Some(json!({"paused": paused})),
-        _ => {
-            let id = e.job()?;
-            let lib = s.handle.library();
-            let j = lib.jobs.get(id)?;
-            Some(
-                json!({"job_id": id_text(id), "status": j.state.status(), "kind": e.kind(),
-                        "images": j.images.iter().map(|p| format!("/static/{p}")).collect::<Vec<_>>(),
-                        "error": j.error}),
-            )
-        }
+    if let Event::QueuePaused { paused } = e {
+        return Some(json!({"paused": paused}));
     }
+    let id = e.job()?;
+    let lib = s.handle.library();
+    let (status, images, error) = match lib.jobs.get(id) {
+        Some(j) => (j.state.status(), j.images.clone(), j.error.clone()),
+        None => {
+            let status = lib.jobs.state_of(id)?.status();
+            match e {
+                Event::JobSucceeded { images, .. } => (status, images.clone(), None),
+                Event::JobFailed { error, .. } => (status, Vec::new(), Some(error.clone())),
+                Event::JobSetAside { reason, .. } => (status, Vec::new(), Some(reason.clone())),
+                _ => (status, Vec::new(), None),
+            }
+        }
+    };
+    Some(
+        json!({"job_id": id_text(id), "status": status, "kind": e.kind(),
+                "images": images.iter().map(|p| format!("/static/{p}")).collect::<Vec<_>>(),
+                "error": error}),
+    )
 }
