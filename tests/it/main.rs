@@ -10,6 +10,7 @@ mod engine;
 mod generate;
 mod jobs;
 mod library;
+mod queue;
 mod replay;
 mod sync;
 mod tidy;

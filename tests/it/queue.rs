@@ -1,0 +1,229 @@
+//! The queue under load: group commit with many clients and a SIGKILL in the middle, refusals
+//! next to accepted requests in the same commit, and compact recipes read back exactly.
+
+use crate::jobs::{comfy, gaze_with, generate, wait_status};
+use crate::support::app::{Gaze, sample_data};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Every event of a kind, paging through `/api/events`.
+async fn events_of(g: &Gaze, kind: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, v) = g
+            .get(&format!("/api/events?after={after}&limit=1000"))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let list = v["events"].as_array().unwrap();
+        if list.is_empty() {
+            return out;
+        }
+        after = list.last().unwrap()["seq"].as_u64().unwrap();
+        out.extend(list.iter().filter(|e| e["type"] == kind).cloned());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_many_clients_loses_no_acknowledged_request_and_doubles_none() {
+    let mut g = Gaze::start(Some(&sample_data()), &["--paused"]);
+    // Job id → the seed its request asked for, for every 202.
+    let acked: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let clients = 24u64;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, url, acked) = (g.http.clone(), g.url.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let seed = c * 1_000_000 + i;
+                let body = json!({"category": "characters", "slug": "tifa_lockhart", "seed": seed});
+                let sent = http
+                    .post(format!("{url}/api/generate"))
+                    .json(&body)
+                    .send()
+                    .await;
+                let Ok(r) = sent else { return };
+                if r.status() != 202 {
+                    return;
+                }
+                let Ok(v) = r.json::<Value>().await else {
+                    return;
+                };
+                let id = v["job_id"].as_str().unwrap().to_string();
+                acked.lock().unwrap().insert(id, seed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    g.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "the clients made progress before the kill ({} requests)",
+        acked.len()
+    );
+
+    g.spawn();
+    let requested: Vec<String> = events_of(&g, "job_requested")
+        .await
+        .iter()
+        .map(|e| e["job"].as_str().unwrap().to_string())
+        .collect();
+    let unique: HashSet<&String> = requested.iter().collect();
+    assert_eq!(unique.len(), requested.len(), "no job is requested twice");
+    // Requests in flight at the kill may have committed without their answer: one per client.
+    assert!(
+        requested.len() >= acked.len() && requested.len() <= acked.len() + clients as usize,
+        "{} requests recorded, {} acknowledged",
+        requested.len(),
+        acked.len()
+    );
+    let (_, q) = g.get("/api/jobs?limit=1").await;
+    assert_eq!(q["pending"], requested.len(), "all of them are queued");
+    // Each acknowledged id is there, with the request that id was given for.
+    let mut checked = 0;
+    for (id, seed) in &acked {
+        assert!(unique.contains(id), "acknowledged job {id} is missing");
+        if checked < 200 {
+            let (status, r) = g.get(&format!("/api/jobs/{id}/recipe")).await;
+            assert_eq!(status, 200, "{r}");
+            assert_eq!(r["recipe"]["seed"], *seed, "job {id}");
+            assert_eq!(r["request"]["seed"], *seed, "job {id}");
+            checked += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_next_to_accepted_requests_write_nothing_of_their_own() {
+    let g = Gaze::start(Some(&sample_data()), &["--paused"]);
+    let mut ids = Vec::new();
+    for seed in 0..20 {
+        ids.push(
+            generate(
+                &g,
+                json!({"category": "characters", "slug": "link", "seed": seed}),
+            )
+            .await,
+        );
+    }
+    // At once: two cancels of each even job (exactly one of each pair can win), a retry of
+    // each odd one (refused: still pending), cancels of an unknown job, and new requests.
+    let mut tasks = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let mut paths = vec!["/api/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel".to_string()];
+        if i % 2 == 0 {
+            paths.push(format!("/api/jobs/{id}/cancel"));
+            paths.push(format!("/api/jobs/{id}/cancel"));
+        } else {
+            paths.push(format!("/api/jobs/{id}/retry"));
+        }
+        for path in paths {
+            let (http, url) = (g.http.clone(), g.url.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = http
+                    .post(format!("{url}{path}"))
+                    .send()
+                    .await
+                    .unwrap();
+                (path, r.status().as_u16())
+            }));
+        }
+        let (http, url) = (g.http.clone(), g.url.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"category": "characters", "slug": "link", "seed": 1000 + i});
+            let r = http
+                .post(format!("{url}/api/generate"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            ("generate".to_string(), r.status().as_u16())
+        }));
+    }
+    let mut counts: HashMap<(String, u16), usize> = HashMap::new();
+    for t in tasks {
+        let (path, status) = t.await.unwrap();
+        let kind = path.rsplit('/').next().unwrap().to_string();
+        let kind = if path.contains("01ARZ3") {
+            "unknown".into()
+        } else {
+            kind
+        };
+        *counts.entry((kind, status)).or_default() += 1;
+    }
+    let n = ids.len();
+    let half = n / 2;
+    assert_eq!(counts.get(&("cancel".into(), 200)), Some(&half), "{counts:?}");
+    assert_eq!(counts.get(&("cancel".into(), 409)), Some(&half), "{counts:?}");
+    assert_eq!(counts.get(&("retry".into(), 409)), Some(&half), "{counts:?}");
+    assert_eq!(counts.get(&("unknown".into(), 404)), Some(&n), "{counts:?}");
+    assert_eq!(counts.get(&("generate".into(), 202)), Some(&n), "{counts:?}");
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    let cancelled: Vec<Value> = events_of(&g, "job_cancelled").await;
+    let once: HashSet<&str> = cancelled.iter().map(|e| e["job"].as_str().unwrap()).collect();
+    assert_eq!(cancelled.len(), half, "one cancellation per job");
+    assert_eq!(once.len(), half);
+    assert_eq!(events_of(&g, "job_requested").await.len(), 2 * n, "no retry was recorded");
+    let (_, done) = g.get("/api/jobs?status=cancelled&limit=1000").await;
+    assert_eq!(done["jobs"].as_array().unwrap().len(), half);
+    assert_eq!(done["pending"], 2 * n - half);
+}
+
+async fn recipes(g: &Gaze, jobs: &[(String, String)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (id, _) in jobs {
+        let (status, r) = g.get(&format!("/api/jobs/{id}/recipe")).await;
+        assert_eq!(status, 200, "{r}");
+        out.push(r["recipe"].clone());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compact_recipes_read_back_as_sent_before_and_after_a_restart() {
+    let c = comfy(0).await;
+    let mut g = gaze_with(&[&c], &[]);
+    let mut jobs = Vec::new();
+    for (slug, seed) in [("tifa_lockhart", 1), ("tifa_lockhart", 2), ("link", 3)] {
+        let id = generate(
+            &g,
+            json!({"category": "characters", "slug": slug, "seed": seed}),
+        )
+        .await;
+        let done = wait_status(&g, &id, "done", Duration::from_secs(20)).await;
+        jobs.push((id, done["prompt_id"].as_str().unwrap().to_string()));
+    }
+    let before = recipes(&g, &jobs).await;
+    for ((_, prompt_id), recipe) in jobs.iter().zip(&before) {
+        assert_eq!(Some(&recipe["workflow"]), c.received(prompt_id).as_ref());
+    }
+    let requested = events_of(&g, "job_requested").await;
+    let compact = requested
+        .iter()
+        .filter(|e| e.get("recipe_base").is_some())
+        .count();
+    assert_eq!(compact, 2, "the second Tifa and Link are patches: {requested:?}");
+    g.restart();
+    assert_eq!(recipes(&g, &jobs).await, before);
+    let (_, list) = g.get("/api/jobs?status=done&limit=10").await;
+    let listed: Vec<&str> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = jobs.iter().rev().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(listed, want, "finished jobs, newest first, read back after a restart");
+    assert!(
+        list["jobs"][0]["images"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("/static/uploads/characters/link/")
+    );
+}
