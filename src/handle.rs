@@ -48,6 +48,18 @@ pub enum Request {
     SyncFiles(Category, Vec<String>),
     /// Give every checkpoint file on disk that has no document a default one.
     DiscoverCheckpoints,
+    /// Queue new jobs (as `Command::Enqueue`), with their recipes also as JSON values when the
+    /// caller has them: the writer then stores the recipes compactly without parsing them.
+    Enqueue(Vec<NewJob>),
+}
+
+/// A job to queue: its id (a ULID chosen by the caller), its spec, and its recipe as the JSON
+/// value whose text `spec.recipe` is, if the caller has it.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub id: u128,
+    pub spec: JobSpec,
+    pub recipe: Option<Arc<Value>>,
 }
 
 #[derive(Debug)]
@@ -231,6 +243,7 @@ impl Handle {
             dirty: BTreeSet::new(),
             snapshot_seq,
             bases: HashMap::new(),
+            values: HashMap::new(),
         };
         writer.recover_files()?;
         writer.maybe_snapshot(false);
@@ -472,8 +485,10 @@ enum Key {
 /// The state a request's decision reads; `None` when it may read anything (library commands,
 /// syncs): such a request waits for the group before it to be committed.
 fn reads(request: &Request) -> Option<Vec<Key>> {
-    let Request::Command(cmd) = request else {
-        return None;
+    let cmd = match request {
+        Request::Command(cmd) => cmd,
+        Request::Enqueue(jobs) => return Some(jobs.iter().map(|j| Key::Job(j.id)).collect()),
+        _ => return None,
     };
     match cmd {
         Command::Enqueue { jobs } => Some(jobs.iter().map(|(id, _)| Key::Job(*id)).collect()),
@@ -570,6 +585,8 @@ struct Writer {
     /// the recipe parsed. Bases of earlier runs are not looked for: the first job of a shape
     /// after a start is stored in full and becomes the base.
     bases: HashMap<u64, (u64, Arc<Value>)>,
+    /// Recipes handed in as values (`Request::Enqueue`) for the group being decided.
+    values: HashMap<u128, Arc<Value>>,
 }
 
 impl Writer {
@@ -649,6 +666,7 @@ impl Writer {
             }
         }
         self.flush(&mut group);
+        self.values.clear();
     }
 
     /// Does a request's IO and decides its events against the projection (plus the LoRA
@@ -772,7 +790,7 @@ impl Writer {
     /// (for the reactor) and the new bases, both to be kept once the commit succeeds.
     #[allow(clippy::type_complexity)]
     fn compact_requests(
-        &self,
+        &mut self,
         before: u64,
         envelopes: &mut [Envelope],
     ) -> (Vec<(u128, Arc<JobSpec>)>, Vec<(u64, u64, Arc<Value>)>) {
@@ -796,7 +814,11 @@ impl Writer {
                     .map(|b| (b.1, b.2.clone()))
                     .or_else(|| self.bases.get(&shape).cloned())
             };
-            let how = match serde_json::from_str::<Value>(&spec.recipe) {
+            let value = match self.values.remove(&job) {
+                Some(v) => Ok(v),
+                None => serde_json::from_str::<Value>(&spec.recipe).map(Arc::new),
+            };
+            let how = match value {
                 Err(_) => RecipeForm::Full,
                 Ok(value) => {
                     let shape = recipe::shape(&value);
@@ -810,10 +832,10 @@ impl Writer {
                             {
                                 RecipeForm::Patch(patch)
                             } else {
-                                RecipeForm::Base(shape, Arc::new(value))
+                                RecipeForm::Base(shape, value)
                             }
                         }
-                        None => RecipeForm::Base(shape, Arc::new(value)),
+                        None => RecipeForm::Base(shape, value),
                     }
                 }
             };
@@ -871,7 +893,7 @@ impl Writer {
         }
     }
 
-    fn prepare(&self, request: Request) -> Vec<Command> {
+    fn prepare(&mut self, request: Request) -> Vec<Command> {
         let paths = &self.shared.paths;
         let skip = |c: Category| -> Vec<String> {
             self.dirty
@@ -882,6 +904,16 @@ impl Writer {
         };
         match request {
             Request::Command(c) => vec![c],
+            Request::Enqueue(jobs) => {
+                let mut list = Vec::with_capacity(jobs.len());
+                for j in jobs {
+                    if let Some(v) = j.recipe {
+                        self.values.insert(j.id, v);
+                    }
+                    list.push((j.id, j.spec));
+                }
+                vec![Command::Enqueue { jobs: list }]
+            }
             Request::Rescan(categories) => categories
                 .into_iter()
                 .map(|c| Command::Sync {
@@ -1107,8 +1139,8 @@ mod tests {
         }
     }
 
-    /// Real recipes from the sample library.
-    fn sample_recipe(slug: &str, seed: u64) -> String {
+    /// Real recipes from the sample library, as text and as the value the web layer hands in.
+    fn sample(slug: &str, seed: u64) -> (String, Value) {
         let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
         let lib = sync::library_from_disk(&data);
         let req = GenRequest {
@@ -1116,9 +1148,12 @@ mod tests {
             seed: Some(seed),
             ..Default::default()
         };
-        request::resolve(&lib, &req, 0, &Default::default())
-            .unwrap()
-            .recipe_text()
+        let r = request::resolve(&lib, &req, 0, &Default::default()).unwrap();
+        (r.recipe_text(), r.recipe())
+    }
+
+    fn sample_recipe(slug: &str, seed: u64) -> String {
+        sample(slug, seed).0
     }
 
     fn enqueue(id: u128, recipe: &str) -> Request {
@@ -1228,18 +1263,24 @@ mod tests {
     #[test]
     fn recipes_read_back_byte_for_byte_old_and_compact_before_and_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let texts: Vec<(u128, String)> = [
+        let samples: Vec<(u128, String, Value)> = [
             ("tifa_lockhart", 1),
             ("tifa_lockhart", 2),
             ("link", 3),
             ("aerith_gainsborough", 4),
             ("hatsune_miku", 5),
             ("tifa_lockhart", 6),
+            ("princess_zelda", 7),
+            ("hatsune_miku", 8),
         ]
         .iter()
         .enumerate()
-        .map(|(i, (slug, seed))| (100 + i as u128, sample_recipe(slug, *seed)))
+        .map(|(i, (slug, seed))| {
+            let (text, value) = sample(slug, *seed);
+            (100 + i as u128, text, value)
+        })
         .collect();
+        let texts: Vec<(u128, String)> = samples.iter().map(|s| (s.0, s.1.clone())).collect();
         // An old ledger: a full request appended the way every request used to be.
         {
             let ledger = Ledger::open(&dir.path().join("ledger/gaze.redb")).unwrap();
@@ -1263,8 +1304,18 @@ mod tests {
         };
         {
             let h = open(dir.path());
-            for (id, text) in &texts {
-                h.execute(Origin::Web, enqueue(*id, text)).unwrap();
+            // Half as the web layer sends them (with the recipe as a value), half as text only.
+            for (i, (id, text, value)) in samples.iter().enumerate() {
+                let request = if i % 2 == 0 {
+                    enqueue(*id, text)
+                } else {
+                    Request::Enqueue(vec![NewJob {
+                        id: *id,
+                        spec: spec(text),
+                        recipe: Some(Arc::new(value.clone())),
+                    }])
+                };
+                h.execute(Origin::Web, request).unwrap();
             }
             check(&h);
         }
@@ -1276,7 +1327,7 @@ mod tests {
             .filter(|s| matches!(s.event(), Event::JobRequestedCompact { .. }))
             .count();
         // Tifa and Link share a shape; Aerith and Miku share another.
-        assert_eq!(compact, 4, "the first of each shape is kept in full");
+        assert_eq!(compact, 6, "the first of each shape is kept in full");
         for s in &stored {
             let bytes = crate::store::event::encode(&s.envelope).unwrap().len();
             if let Event::JobRequestedCompact { job, .. } = s.event() {

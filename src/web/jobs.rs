@@ -4,8 +4,8 @@
 
 use super::api::{category, json_object, resolve_body};
 use super::{ApiError, AppState};
-use crate::handle::Request;
 use crate::handle::random_seed;
+use crate::handle::{NewJob, Request};
 use crate::jobs::projection::Job;
 use crate::jobs::request::{self, GenRequest};
 use crate::library::category::Category;
@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -101,24 +102,33 @@ fn find(s: &AppState, id: &str) -> Result<Value, ApiError> {
     Ok(job_json(s, &j))
 }
 
-async fn enqueue(s: &AppState, jobs: Vec<(u128, JobSpec)>) -> Result<(), ApiError> {
-    s.handle
-        .run(Origin::Web, Request::Command(Command::Enqueue { jobs }))
-        .await?;
+/// Queues jobs; answers once they are durable.
+async fn enqueue(s: &AppState, jobs: Vec<NewJob>) -> Result<(), ApiError> {
+    s.handle.run(Origin::Web, Request::Enqueue(jobs)).await?;
     Ok(())
 }
 
-/// Resolves a request body into a job spec.
-fn spec_for(s: &AppState, body: &Map<String, Value>) -> Result<JobSpec, ApiError> {
+/// A new job for a resolved request, its recipe also as a value (so the writer stores it
+/// compactly without parsing it back).
+fn new_job(req: &GenRequest, resolved: &request::Resolved, body: &Map<String, Value>) -> NewJob {
+    NewJob {
+        id: new_id(),
+        spec: request::job_spec(req, resolved, body),
+        recipe: Some(Arc::new(resolved.recipe())),
+    }
+}
+
+/// Resolves a request body into a new job.
+fn job_for(s: &AppState, body: &Map<String, Value>) -> Result<NewJob, ApiError> {
     let (req, resolved) = resolve_body(s, body)?;
-    Ok(request::job_spec(&req, &resolved, body))
+    Ok(new_job(&req, &resolved, body))
 }
 
 async fn generate_route(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let m = json_object(&body)?;
-    let spec = spec_for(&s, &m)?;
-    let id = new_id();
-    enqueue(&s, vec![(id, spec)]).await?;
+    let job = job_for(&s, &m)?;
+    let id = job.id;
+    enqueue(&s, vec![job]).await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(json!({"job_id": id_text(id)})),
@@ -143,9 +153,9 @@ async fn page_generate(
     };
     m.insert("category".into(), c.key().into());
     m.insert("slug".into(), slug.into());
-    let spec = spec_for(&s, &m)?;
-    let id = new_id();
-    enqueue(&s, vec![(id, spec)]).await?;
+    let job = job_for(&s, &m)?;
+    let id = job.id;
+    enqueue(&s, vec![job]).await?;
     Ok(Json(json!({"job_id": id_text(id)})).into_response())
 }
 
@@ -183,12 +193,12 @@ async fn generate_missing(State(s): State<AppState>, body: Bytes) -> ApiResult {
             }
             let r = GenRequest::from_json(&req).map_err(ApiError::bad)?;
             let resolved = request::resolve(&lib, &r, random_seed(), &request::Backend::default())?;
-            let mut spec = request::job_spec(&r, &resolved, &req);
-            spec.batch = Some(batch);
-            jobs.push((new_id(), spec));
+            let mut job = new_job(&r, &resolved, &req);
+            job.spec.batch = Some(batch);
+            jobs.push(job);
         }
     }
-    let ids: Vec<String> = jobs.iter().map(|(id, _)| id_text(*id)).collect();
+    let ids: Vec<String> = jobs.iter().map(|j| id_text(j.id)).collect();
     if !jobs.is_empty() {
         enqueue(&s, jobs).await?;
     }
@@ -209,7 +219,7 @@ async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let range = (num("min", 0.0)?, num("max", 1.0)?, num("step", 0.1)?);
     let req = GenRequest::from_json(&m).map_err(ApiError::bad)?;
     let batch = new_id();
-    let jobs: Vec<(u128, JobSpec)> = {
+    let jobs: Vec<NewJob> = {
         let lib = s.handle.library();
         request::resolve_sweep(
             &lib,
@@ -220,15 +230,15 @@ async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
         )?
         .into_iter()
         .map(|(weight, resolved)| {
-            let mut spec = request::job_spec(&req, &resolved, &m);
-            spec.batch = Some(batch);
-            spec.set_cover = false;
-            spec.label = format!("{} @ {weight}", spec.label);
-            (new_id(), spec)
+            let mut job = new_job(&req, &resolved, &m);
+            job.spec.batch = Some(batch);
+            job.spec.set_cover = false;
+            job.spec.label = format!("{} @ {weight}", job.spec.label);
+            job
         })
         .collect()
     };
-    let ids: Vec<String> = jobs.iter().map(|(id, _)| id_text(*id)).collect();
+    let ids: Vec<String> = jobs.iter().map(|j| id_text(j.id)).collect();
     enqueue(&s, jobs).await?;
     Ok(Json(json!({"batch": id_text(batch), "job_ids": ids})).into_response())
 }
@@ -236,7 +246,7 @@ async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
 async fn endless_start(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let m = json_object(&body)?;
     // Refuse a request that cannot be resolved now rather than loop on errors.
-    spec_for(&s, &m)?;
+    resolve_body(&s, &m)?;
     let endless = new_id();
     s.handle
         .run(

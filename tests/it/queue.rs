@@ -126,11 +126,7 @@ async fn refusals_next_to_accepted_requests_write_nothing_of_their_own() {
         for path in paths {
             let (http, url) = (g.http.clone(), g.url.clone());
             tasks.push(tokio::spawn(async move {
-                let r = http
-                    .post(format!("{url}{path}"))
-                    .send()
-                    .await
-                    .unwrap();
+                let r = http.post(format!("{url}{path}")).send().await.unwrap();
                 (path, r.status().as_u16())
             }));
         }
@@ -159,17 +155,40 @@ async fn refusals_next_to_accepted_requests_write_nothing_of_their_own() {
     }
     let n = ids.len();
     let half = n / 2;
-    assert_eq!(counts.get(&("cancel".into(), 200)), Some(&half), "{counts:?}");
-    assert_eq!(counts.get(&("cancel".into(), 409)), Some(&half), "{counts:?}");
-    assert_eq!(counts.get(&("retry".into(), 409)), Some(&half), "{counts:?}");
+    assert_eq!(
+        counts.get(&("cancel".into(), 200)),
+        Some(&half),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get(&("cancel".into(), 409)),
+        Some(&half),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get(&("retry".into(), 409)),
+        Some(&half),
+        "{counts:?}"
+    );
     assert_eq!(counts.get(&("unknown".into(), 404)), Some(&n), "{counts:?}");
-    assert_eq!(counts.get(&("generate".into(), 202)), Some(&n), "{counts:?}");
+    assert_eq!(
+        counts.get(&("generate".into(), 202)),
+        Some(&n),
+        "{counts:?}"
+    );
     assert_eq!(counts.len(), 5, "{counts:?}");
     let cancelled: Vec<Value> = events_of(&g, "job_cancelled").await;
-    let once: HashSet<&str> = cancelled.iter().map(|e| e["job"].as_str().unwrap()).collect();
+    let once: HashSet<&str> = cancelled
+        .iter()
+        .map(|e| e["job"].as_str().unwrap())
+        .collect();
     assert_eq!(cancelled.len(), half, "one cancellation per job");
     assert_eq!(once.len(), half);
-    assert_eq!(events_of(&g, "job_requested").await.len(), 2 * n, "no retry was recorded");
+    assert_eq!(
+        events_of(&g, "job_requested").await.len(),
+        2 * n,
+        "no retry was recorded"
+    );
     let (_, done) = g.get("/api/jobs?status=cancelled&limit=1000").await;
     assert_eq!(done["jobs"].as_array().unwrap().len(), half);
     assert_eq!(done["pending"], 2 * n - half);
@@ -208,7 +227,10 @@ async fn compact_recipes_read_back_as_sent_before_and_after_a_restart() {
         .iter()
         .filter(|e| e.get("recipe_base").is_some())
         .count();
-    assert_eq!(compact, 2, "the second Tifa and Link are patches: {requested:?}");
+    assert_eq!(
+        compact, 2,
+        "the second Tifa and Link are patches: {requested:?}"
+    );
     g.restart();
     assert_eq!(recipes(&g, &jobs).await, before);
     let (_, list) = g.get("/api/jobs?status=done&limit=10").await;
@@ -219,7 +241,10 @@ async fn compact_recipes_read_back_as_sent_before_and_after_a_restart() {
         .map(|j| j["job_id"].as_str().unwrap())
         .collect();
     let want: Vec<&str> = jobs.iter().rev().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(listed, want, "finished jobs, newest first, read back after a restart");
+    assert_eq!(
+        listed, want,
+        "finished jobs, newest first, read back after a restart"
+    );
     assert!(
         list["jobs"][0]["images"][0]
             .as_str()

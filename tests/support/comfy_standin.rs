@@ -103,6 +103,7 @@ pub async fn start(config: StandInConfig) -> StandIn {
     let sh = Arc::new(Shared {
         state: Mutex::new(Inner::new(config)),
         wake: Notify::new(),
+        posted: Notify::new(),
         conns: Arc::new(Registry::default()),
         tasks: tokio::sync::Mutex::new(Tasks::default()),
         port,
@@ -257,6 +258,27 @@ impl StandIn {
         self.sh.lock().posts
     }
 
+    /// When the last prompt was accepted (benchmarks measure up to here).
+    pub fn last_post_at(&self) -> Option<std::time::Instant> {
+        self.sh.lock().last_post_at
+    }
+
+    /// Waits, without spinning, until at least `n` prompts were accepted; `false` on timeout.
+    pub async fn wait_posts(&self, n: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            let notified = self.sh.posted.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.posts() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(end, notified).await.is_err() {
+                return self.posts() >= n;
+            }
+        }
+    }
+
     /// The last graph posted under this prompt_id, verbatim (before coercion), accepted or
     /// rejected by validation.
     pub fn received(&self, prompt_id: &str) -> Option<Value> {
@@ -330,6 +352,8 @@ struct Shared {
     state: Mutex<Inner>,
     /// Wakes the worker: new prompt, interrupt, restart, exec_time change, shutdown.
     wake: Notify,
+    /// Wakes `wait_posts`: a prompt was accepted.
+    posted: Notify,
     conns: Arc<Registry>,
     tasks: tokio::sync::Mutex<Tasks>,
     port: u16,
@@ -440,6 +464,7 @@ struct Inner {
     executions: HashMap<String, usize>,
     total_executions: usize,
     posts: usize,
+    last_post_at: Option<std::time::Instant>,
     received: HashMap<String, Value>,
 }
 
@@ -471,6 +496,7 @@ impl Inner {
             executions: HashMap::new(),
             total_executions: 0,
             posts: 0,
+            last_post_at: None,
             received: HashMap::new(),
         }
     }
@@ -862,9 +888,11 @@ async fn post_prompt(State(sh): St, body: Bytes) -> Response {
                 seq: 0,
             });
             st.posts += 1;
+            st.last_post_at = Some(std::time::Instant::now());
             st.send_status();
             drop(st);
             sh.wake.notify_one();
+            sh.posted.notify_waiters();
             ok_json(
                 &json!({"prompt_id": prompt_id, "number": number.json(), "node_errors": node_errors}),
             )
