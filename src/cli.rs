@@ -1,4 +1,4 @@
-//! The command line, on clap: `gaze serve | preview | synth` with their flags and environment
+//! The command line, on clap: `gaze serve | preview | synth | compact` with their flags and environment
 //! variables (a flag wins over its variable, which wins over the default that serves the
 //! bundled sample library), and `Config`, what `gaze serve` runs with.
 
@@ -28,6 +28,28 @@ pub enum Cmd {
     Preview(PreviewArgs),
     /// Write a synthetic library (N documents per category) for benchmarks and experiments.
     Synth(SynthArgs),
+    /// Give the ledger file's free space back to the file system (gaze must not be running).
+    /// Nothing written is changed: the ledger stays append-only.
+    Compact(CompactArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompactArgs {
+    /// The ledger folder (holding gaze.redb) or a .redb file.
+    #[arg(
+        long,
+        env = "GAZE_LEDGER",
+        default_value = "ledger",
+        value_name = "DIR|FILE"
+    )]
+    pub ledger: PathBuf,
+}
+
+impl CompactArgs {
+    /// The ledger file these flags name.
+    pub fn ledger_file(&self) -> PathBuf {
+        ledger_file(self.ledger.clone())
+    }
 }
 
 #[derive(Args, Debug, Clone)]

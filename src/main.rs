@@ -1,7 +1,7 @@
 //! The `gaze` binary: parses the command line (clap) and hands each sub-command to the library.
 
 use clap::Parser;
-use gaze::cli::{Cli, Cmd, PreviewArgs, ServeArgs, SynthArgs};
+use gaze::cli::{Cli, Cmd, CompactArgs, PreviewArgs, ServeArgs, SynthArgs};
 
 /// mimalloc: prompt and workflow building allocate many small strings and maps; it roughly
 /// halves their cost against glibc's allocator (see `cargo bench --bench engine`).
@@ -16,6 +16,7 @@ fn main() -> std::process::ExitCode {
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::Preview(args)) => preview(&args),
         Some(Cmd::Synth(args)) => synth(&args),
+        Some(Cmd::Compact(args)) => compact(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -60,6 +61,24 @@ fn synth(args: &SynthArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         println!("wrote {n} LoRA files under {}", out.join("loras").display());
     }
+    Ok(())
+}
+
+fn compact(args: &CompactArgs) -> Result<(), String> {
+    let path = args.ledger_file();
+    if !path.exists() {
+        return Err(format!("no ledger at {}", path.display()));
+    }
+    let mut ledger = gaze::store::ledger::Ledger::open(&path).map_err(|e| e.to_string())?;
+    let before = ledger.file_size();
+    ledger.compact().map_err(|e| e.to_string())?;
+    let after = ledger.file_size();
+    println!(
+        "{}: {:.1} MB → {:.1} MB",
+        path.display(),
+        before as f64 / 1e6,
+        after as f64 / 1e6
+    );
     Ok(())
 }
 
