@@ -112,7 +112,7 @@ const MAX_GROUP: usize = 1024;
 /// Full specs of new jobs kept for the reactor, at most (it asks for them right away).
 const FRESH_SPECS: usize = 1024;
 /// Parsed base recipes kept for expanding compact recipes, at most.
-const BASE_CACHE: usize = 64;
+const BASE_CACHE: usize = 256;
 
 /// What the writer thread and the readers share.
 struct Shared {
@@ -242,7 +242,7 @@ impl Handle {
             ulids: ulid::Generator::new(),
             dirty: BTreeSet::new(),
             snapshot_seq,
-            bases: HashMap::new(),
+            bases: Bases::default(),
             values: HashMap::new(),
         };
         writer.recover_files()?;
@@ -357,16 +357,27 @@ impl Handle {
         Ok(spec.with_recipe(text))
     }
 
-    /// The parsed recipe of the full `JobRequested` event at `seq`.
+    /// The recipe (parsed) of the request event at `seq`: a full one, or a patch against a
+    /// full one (the writer never makes chains longer than that).
     fn recipe_base(&self, seq: u64) -> Result<Arc<Value>, String> {
+        self.recipe_value(seq, 1)
+    }
+
+    fn recipe_value(&self, seq: u64, depth: u8) -> Result<Arc<Value>, String> {
         if let Some(v) = lock(&self.shared().bases).get(&seq) {
             return Ok(v.clone());
         }
         let stored = self.ledger().event_at(seq).map_err(|e| e.to_string())?;
-        let Some(Event::JobRequested { spec, .. }) = stored.as_ref().map(Stored::event) else {
-            return Err(format!("event {seq} is not a recipe base"));
+        let text = match stored.as_ref().map(Stored::event) {
+            Some(Event::JobRequested { spec, .. }) => spec.recipe.clone(),
+            Some(Event::JobRequestedCompact { spec, .. }) if depth > 0 => {
+                let base = self.recipe_value(spec.recipe.base, depth - 1)?;
+                recipe::expand(&base, &spec.recipe)
+                    .map_err(|e| format!("recipe base {seq} (on {}): {e}", spec.recipe.base))?
+            }
+            _ => return Err(format!("event {seq} is not a recipe base")),
         };
-        let value: Value = serde_json::from_str(&spec.recipe)
+        let value: Value = serde_json::from_str(&text)
             .map_err(|e| format!("the base recipe at {seq} does not parse: {e}"))?;
         let value = Arc::new(value);
         let mut cache = lock(&self.shared().bases);
@@ -563,14 +574,66 @@ impl Group {
     }
 }
 
-/// What a new job's request became on its way into the ledger.
-enum RecipeForm {
-    /// A patch against the base recipe of its shape.
-    Patch(crate::store::event::RecipePatch),
-    /// Kept in full; it becomes the base of its shape.
-    Base(u64, Arc<Value>),
-    /// Kept in full (the recipe is not JSON).
-    Full,
+/// A recipe other recipes are stored against: the seq of its request event and the recipe.
+#[derive(Clone)]
+struct Base {
+    seq: u64,
+    value: Arc<Value>,
+}
+
+/// Where new recipes are diffed from. Per workflow shape, a recipe stored in full; per class
+/// (shape and documents used), a recipe stored as a patch against its shape's full one, or the
+/// full one itself. So a patch's base is at most one patch away from a full recipe. Bases of
+/// earlier runs are not looked for: the first job of a shape after a start is stored in full.
+#[derive(Clone, Default)]
+struct Bases {
+    shapes: HashMap<u64, Base>,
+    classes: HashMap<u64, Base>,
+    /// Bases added since the last commit, for the readers' cache.
+    added: Vec<Base>,
+}
+
+/// Classes remembered at most (each holds a parsed recipe).
+const CLASSES: usize = 256;
+
+impl Bases {
+    /// The patch to store for the recipe `value` (whose exact text is `text`) requested at
+    /// `seq`, or `None` to store it in full; registers the bases this makes.
+    fn choose(
+        &mut self,
+        seq: u64,
+        value: Arc<Value>,
+        text: &str,
+    ) -> Option<crate::store::event::RecipePatch> {
+        let shape = recipe::shape(&value);
+        let class = recipe::class(&value, shape);
+        let new = value.clone();
+        let try_patch = |b: &Base| {
+            let patch = recipe::diff(&b.value, &new, b.seq);
+            let small = recipe::patch_size(&patch) * 2 < text.len();
+            (small && recipe::expand(&b.value, &patch).as_deref() == Ok(text)).then_some(patch)
+        };
+        if let Some(p) = self.classes.get(&class).and_then(try_patch) {
+            return Some(p);
+        }
+        if self.classes.len() >= CLASSES {
+            self.classes.clear();
+        }
+        let me = Base { seq, value };
+        if let Some(p) = self.shapes.get(&shape).and_then(try_patch) {
+            self.classes.insert(class, me.clone());
+            self.added.push(me);
+            return Some(p);
+        }
+        if self.shapes.len() >= CLASSES {
+            self.shapes.clear();
+            self.classes.clear();
+        }
+        self.shapes.insert(shape, me.clone());
+        self.classes.insert(class, me.clone());
+        self.added.push(me);
+        None
+    }
 }
 
 /// The writer thread's state. Only this thread appends to the ledger or changes the
@@ -581,10 +644,8 @@ struct Writer {
     dirty: BTreeSet<Dirty>,
     /// The seq of the newest snapshot written.
     snapshot_seq: u64,
-    /// The base recipe of each workflow shape: the seq of its full `JobRequested` event and
-    /// the recipe parsed. Bases of earlier runs are not looked for: the first job of a shape
-    /// after a start is stored in full and becomes the base.
-    bases: HashMap<u64, (u64, Arc<Value>)>,
+    /// Where new recipes are diffed from.
+    bases: Bases,
     /// Recipes handed in as values (`Request::Enqueue`) for the group being decided.
     values: HashMap<u128, Arc<Value>>,
 }
@@ -622,7 +683,7 @@ impl Writer {
             }
             Err(e) => tracing::error!("could not reload the projection: {e}"),
         }
-        self.bases.clear();
+        self.bases = Bases::default();
     }
 
     fn run_group(&mut self, msgs: Vec<Msg>) {
@@ -723,7 +784,7 @@ impl Writer {
             }
         }
         let before = self.shared.ledger.last_seq();
-        let (fresh, new_bases) = self.compact_requests(before, &mut envelopes);
+        let (fresh, bases) = self.compact_requests(before, &mut envelopes);
         let stored = match self.shared.ledger.append(envelopes) {
             Ok(s) => s,
             Err(e) => {
@@ -755,18 +816,15 @@ impl Writer {
                 }
             }
         }
-        if !new_bases.is_empty() {
-            if self.bases.len() > 4 * BASE_CACHE {
-                self.bases.clear();
-            }
+        if let Some(mut bases) = bases {
             let mut cache = lock(&self.shared.bases);
-            for (shape, seq, value) in new_bases {
+            for b in std::mem::take(&mut bases.added) {
                 if cache.len() >= BASE_CACHE {
                     cache.clear();
                 }
-                cache.insert(seq, value.clone());
-                self.bases.insert(shape, (seq, value));
+                cache.insert(b.seq, b.value);
             }
+            self.bases = bases;
         }
         let mut answers = Vec::with_capacity(pending.len());
         let mut from = 0;
@@ -785,17 +843,18 @@ impl Writer {
         self.maybe_snapshot(false);
     }
 
-    /// Stores new jobs' recipes as patches against the base recipe of their shape where that
-    /// reads back byte for byte; the rest stay full and become bases. Returns the full specs
-    /// (for the reactor) and the new bases, both to be kept once the commit succeeds.
-    #[allow(clippy::type_complexity)]
+    /// Stores new jobs' recipes as patches where that reads back byte for byte: against the
+    /// base of their class if there is one, else against the full recipe of their shape (and
+    /// the job becomes its class's base), else in full (and the job becomes the base of both).
+    /// Returns the full specs (for the reactor) and the bases as they are once the commit
+    /// succeeds.
     fn compact_requests(
         &mut self,
         before: u64,
         envelopes: &mut [Envelope],
-    ) -> (Vec<(u128, Arc<JobSpec>)>, Vec<(u64, u64, Arc<Value>)>) {
+    ) -> (Vec<(u128, Arc<JobSpec>)>, Option<Bases>) {
         let mut fresh = Vec::new();
-        let mut new_bases: Vec<(u64, u64, Arc<Value>)> = Vec::new();
+        let mut next: Option<Bases> = None;
         for (i, env) in envelopes.iter_mut().enumerate() {
             if !matches!(env.event, Event::JobRequested { .. }) {
                 continue;
@@ -806,43 +865,19 @@ impl Writer {
                 continue;
             };
             let seq = before + 1 + i as u64;
-            let base = |shape: u64| {
-                new_bases
-                    .iter()
-                    .rev()
-                    .find(|b| b.0 == shape)
-                    .map(|b| (b.1, b.2.clone()))
-                    .or_else(|| self.bases.get(&shape).cloned())
-            };
+            let bases = next.get_or_insert_with(|| self.bases.clone());
             let value = match self.values.remove(&job) {
                 Some(v) => Ok(v),
                 None => serde_json::from_str::<Value>(&spec.recipe).map(Arc::new),
             };
-            let how = match value {
-                Err(_) => RecipeForm::Full,
-                Ok(value) => {
-                    let shape = recipe::shape(&value);
-                    match base(shape) {
-                        Some((base_seq, base)) => {
-                            let patch = recipe::diff(&base, &value, base_seq);
-                            let small = recipe::patch_size(&patch) * 2 < spec.recipe.len();
-                            if small
-                                && recipe::expand(&base, &patch).as_deref()
-                                    == Ok(spec.recipe.as_str())
-                            {
-                                RecipeForm::Patch(patch)
-                            } else {
-                                RecipeForm::Base(shape, value)
-                            }
-                        }
-                        None => RecipeForm::Base(shape, value),
-                    }
-                }
+            let patch = match value {
+                Err(_) => None,
+                Ok(value) => bases.choose(seq, value, &spec.recipe),
             };
             let spec = Arc::new(spec);
             fresh.push((job, spec.clone()));
-            env.event = match how {
-                RecipeForm::Patch(patch) => Event::JobRequestedCompact {
+            env.event = match patch {
+                Some(patch) => Event::JobRequestedCompact {
                     job,
                     spec: CompactSpec {
                         label: spec.label.clone(),
@@ -855,20 +890,13 @@ impl Writer {
                         endless: spec.endless,
                     },
                 },
-                RecipeForm::Base(shape, value) => {
-                    new_bases.push((shape, seq, value));
-                    Event::JobRequested {
-                        job,
-                        spec: (*spec).clone(),
-                    }
-                }
-                RecipeForm::Full => Event::JobRequested {
+                None => Event::JobRequested {
                     job,
                     spec: (*spec).clone(),
                 },
             };
         }
-        (fresh, new_bases)
+        (fresh, next)
     }
 
     /// Writes a snapshot of the projection when enough events have passed since the last one
@@ -1326,8 +1354,23 @@ mod tests {
             .iter()
             .filter(|s| matches!(s.event(), Event::JobRequestedCompact { .. }))
             .count();
-        // Tifa and Link share a shape; Aerith and Miku share another.
+        // Tifa, Link and Zelda share a shape; Aerith and Miku share another.
         assert_eq!(compact, 6, "the first of each shape is kept in full");
+        let base_of = |job: u128| {
+            stored.iter().find_map(|s| match s.event() {
+                Event::JobRequestedCompact { job: j, spec } if *j == job => Some(spec.recipe.base),
+                _ => None,
+            })
+        };
+        // The second Miku is stored against the first (a patch itself), the second Tifa
+        // against the first (in full).
+        let first_miku = stored
+            .iter()
+            .find(|s| s.event().job() == Some(104))
+            .unwrap();
+        assert_eq!(base_of(107), Some(first_miku.seq));
+        assert!(base_of(104).is_some());
+        assert_eq!(base_of(101), base_of(105));
         for s in &stored {
             let bytes = crate::store::event::encode(&s.envelope).unwrap().len();
             if let Event::JobRequestedCompact { job, .. } = s.event() {

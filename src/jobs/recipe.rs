@@ -1,6 +1,7 @@
 //! Compact recipes: a job's recipe stored as the difference from the recipe of an earlier
-//! job with the same workflow shape (its base), so the ledger keeps the workflow graph once
-//! per shape instead of once per image. Pure: the base is handed in, nothing is read.
+//! job (its base), so the ledger keeps the workflow graph once per shape instead of once per
+//! image. Pure: the base is handed in, nothing is read. `shape` and `class` say which earlier
+//! recipes make good bases (the handle's writer keeps them).
 //!
 //! `diff` finds what differs, member by member and item by item, and keeps every text it
 //! sets once (a prompt appears both in the recipe's prompts and in the graph's nodes).
@@ -30,6 +31,22 @@ pub fn shape(recipe: &Value) -> u64 {
                     .hash(&mut h);
             }
         }
+    }
+    h.finish()
+}
+
+/// The class of a recipe: its shape and the library documents it was made from. Recipes of
+/// one class differ in little more than their seeds.
+pub fn class(recipe: &Value, shape: u64) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shape.hash(&mut h);
+    if let Some(Value::Object(versions)) = recipe.get("versions") {
+        for k in versions.keys() {
+            k.hash(&mut h);
+        }
+    }
+    if let Some(c) = recipe.get("character").and_then(Value::as_str) {
+        c.hash(&mut h);
     }
     h.finish()
 }
@@ -328,6 +345,16 @@ mod tests {
             root: PatchNode::Set(PatchValue::Text(4)),
         };
         assert!(expand(&json!(1), &bad).is_err());
+    }
+
+    #[test]
+    fn class_follows_the_documents_used() {
+        let a = json!({"seed": 1, "character": "tifa", "versions": {"characters/tifa": 3, "checkpoints/x": 4}});
+        let b = json!({"seed": 2, "character": "tifa", "versions": {"characters/tifa": 9, "checkpoints/x": 4}});
+        let c = json!({"seed": 1, "character": "link", "versions": {"characters/link": 3, "checkpoints/x": 4}});
+        assert_eq!(class(&a, 1), class(&b, 1));
+        assert_ne!(class(&a, 1), class(&a, 2));
+        assert_ne!(class(&a, 1), class(&c, 1));
     }
 
     #[test]

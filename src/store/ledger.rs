@@ -353,6 +353,31 @@ impl Ledger {
         tx.commit().map_err(storage)
     }
 
+    /// How the ledger's space is used, table by table: (table, entries, bytes stored, bytes
+    /// of B-tree metadata, bytes lost to fragmentation), for benchmarks and diagnostics.
+    pub fn table_stats(&self) -> Result<Vec<(&'static str, u64, u64, u64, u64)>, LedgerError> {
+        use redb::ReadableTableMetadata;
+        let rx = self.db.begin_read().map_err(storage)?;
+        let mut out = Vec::new();
+        macro_rules! stats {
+            ($name:expr, $def:expr) => {{
+                let t = rx.open_table($def).map_err(storage)?;
+                let s = t.stats().map_err(storage)?;
+                out.push((
+                    $name,
+                    t.len().map_err(storage)?,
+                    s.stored_bytes(),
+                    s.metadata_bytes(),
+                    s.fragmented_bytes(),
+                ));
+            }};
+        }
+        stats!("events", EVENTS);
+        stats!("snapshots", SNAPSHOTS);
+        stats!("job_events", JOB_EVENTS);
+        Ok(out)
+    }
+
     /// The ledger file's size in bytes.
     pub fn file_size(&self) -> u64 {
         std::fs::metadata(&self.path).map_or(0, |m| m.len())

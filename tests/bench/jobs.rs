@@ -552,16 +552,88 @@ async fn bench_million(http: &reqwest::Client) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let (ids, took) = build_finished_jobs(root, n);
+    // GAZE_BENCH_KEEP=DIR keeps the ledger there and reuses it on the next run.
+    let keep = std::env::var_os("GAZE_BENCH_KEEP").map(std::path::PathBuf::from);
+    let root = keep.as_deref().unwrap_or(tmp.path());
     let file = root.join("ledger/gaze.redb");
-    let size = std::fs::metadata(&file).unwrap().len();
-    println!(
-        "a ledger of {n} finished jobs written through the write path in {:.1} s: {:.0} MB, {:.0} bytes per job",
-        took.as_secs_f64(),
-        size as f64 / 1e6,
-        size as f64 / n as f64
-    );
+    let ids = if file.exists() {
+        let mut ids = Vec::new();
+        Ledger::open(&file)
+            .unwrap()
+            .fold(1, u64::MAX, |s| {
+                if let Event::JobRequested { job, .. } | Event::JobRequestedCompact { job, .. } =
+                    s.event()
+                {
+                    ids.push(*job);
+                }
+                true
+            })
+            .unwrap();
+        println!(
+            "reusing the ledger of {} jobs in {}",
+            ids.len(),
+            root.display()
+        );
+        ids
+    } else {
+        let (ids, took) = build_finished_jobs(root, n);
+        let size = std::fs::metadata(&file).unwrap().len();
+        println!(
+            "a ledger of {n} finished jobs written through the write path in {:.1} s: {:.0} MB, {:.0} bytes per job",
+            took.as_secs_f64(),
+            size as f64 / 1e6,
+            size as f64 / n as f64
+        );
+        ids
+    };
+    let n = ids.len() as u64;
+    {
+        let ledger = Ledger::open(&file).unwrap();
+        let t = Instant::now();
+        let mut by_kind: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+        ledger
+            .fold(1, u64::MAX, |s| {
+                let len = gaze::store::event::encode(&s.envelope).unwrap().len() as u64;
+                let kind = match s.event() {
+                    Event::JobRequestedCompact { .. } => "job_requested (compact)",
+                    e => e.kind(),
+                };
+                let e = by_kind.entry(kind).or_default();
+                e.0 += 1;
+                e.1 += len;
+                true
+            })
+            .unwrap();
+        let read = t.elapsed();
+        let events: u64 = by_kind.values().map(|v| v.0).sum();
+        let bytes: u64 = by_kind.values().map(|v| v.1).sum();
+        println!(
+            "  {events} events, {:.0} bytes of events per job; reading and decoding them all: {:.2} s",
+            bytes as f64 / n as f64,
+            read.as_secs_f64()
+        );
+        for (kind, (count, bytes)) in by_kind.iter().filter(|(_, v)| v.0 > 100) {
+            println!(
+                "    {kind}: {count} events, {:.0} bytes each",
+                *bytes as f64 / *count as f64
+            );
+        }
+        for (table, entries, stored, meta, frag) in ledger.table_stats().unwrap() {
+            println!(
+                "    table {table}: {entries} entries, {:.0} bytes stored + {:.0} metadata + {:.0} fragmented per job",
+                stored as f64 / n as f64,
+                meta as f64 / n as f64,
+                frag as f64 / n as f64
+            );
+        }
+        let t = Instant::now();
+        let lib = gaze::store::snapshot::replay(&ledger, u64::MAX).unwrap();
+        println!(
+            "  replaying every event on one thread: {:.2} s ({} finished jobs)",
+            t.elapsed().as_secs_f64(),
+            lib.jobs.finished_count()
+        );
+    }
     let run = |label: &str| {
         let (child, url, start) = common::spawn_gaze(root, &root.join("data"), &["--paused"]);
         println!("  start-up {label}: {:.0} ms", ms(start));
