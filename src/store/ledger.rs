@@ -255,6 +255,9 @@ impl Ledger {
 }
 
 // ---- queue (issue 12): the job index, single reads, maintenance ----
+/// One table's use of the file: (table, entries, bytes stored, metadata bytes, fragmented bytes).
+pub type TableUse = (&'static str, u64, u64, u64, u64);
+
 impl Ledger {
     /// Write transactions that appended events since this ledger was opened.
     pub fn commit_count(&self) -> u64 {
@@ -355,7 +358,7 @@ impl Ledger {
 
     /// How the ledger's space is used, table by table: (table, entries, bytes stored, bytes
     /// of B-tree metadata, bytes lost to fragmentation), for benchmarks and diagnostics.
-    pub fn table_stats(&self) -> Result<Vec<(&'static str, u64, u64, u64, u64)>, LedgerError> {
+    pub fn table_stats(&self) -> Result<Vec<TableUse>, LedgerError> {
         use redb::ReadableTableMetadata;
         let rx = self.db.begin_read().map_err(storage)?;
         let mut out = Vec::new();
