@@ -709,6 +709,49 @@ async fn bench_million(http: &reqwest::Client) {
     );
 }
 
+/// The floor under an acknowledged request on this machine: a bare durable redb commit of one
+/// small event, and the same through the handle's writer thread (in process, no HTTP).
+fn bench_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&tmp.path().join("raw/gaze.redb")).unwrap();
+    let mut raw = Vec::new();
+    for i in 0..1000u64 {
+        let t = Instant::now();
+        ledger
+            .append(vec![gaze::store::event::Envelope {
+                id: u128::from(i),
+                at: i,
+                origin: Origin::Cli,
+                event: Event::QueuePaused { paused: i % 2 == 0 },
+            }])
+            .unwrap();
+        raw.push(t.elapsed());
+    }
+    drop(ledger);
+    let h = Handle::open(
+        &tmp.path().join("h/gaze.redb"),
+        Paths {
+            data: tmp.path().join("data"),
+            uploads: tmp.path().join("uploads"),
+            loras: None,
+            checkpoints: None,
+        },
+    )
+    .unwrap();
+    let mut via = Vec::new();
+    for i in 0..1000u64 {
+        let t = Instant::now();
+        h.execute(
+            Origin::Cli,
+            Request::Command(Command::PauseQueue { paused: i % 2 == 0 }),
+        )
+        .unwrap();
+        via.push(t.elapsed());
+    }
+    println!("a bare durable redb commit of one small event: {}", summary(raw));
+    println!("  the same through the writer thread: {}", summary(via));
+}
+
 /// What the request path spends on one recipe, in process: resolving and building it, writing
 /// its text, and storing it compactly (parse, shape, diff, the byte-for-byte check).
 fn bench_recipe() {
@@ -797,6 +840,9 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
+        if want("floor") {
+            bench_floor();
+        }
         if want("recipe") {
             bench_recipe();
         }
