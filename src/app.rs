@@ -68,8 +68,8 @@ pub async fn serve(
             ..Default::default()
         },
     )?;
-    let state = web::AppState::new(handle.clone(), config, Some(live));
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr));
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;

@@ -190,6 +190,7 @@ async fn covers_are_validated_saved_served_and_cleared() {
     let r = g
         .http
         .post(&url)
+        .header("content-type", "image/svg+xml")
         .body(b"<svg/>".to_vec())
         .send()
         .await
@@ -216,6 +217,7 @@ async fn covers_are_validated_saved_served_and_cleared() {
     let r = g
         .http
         .post(format!("{}/api/library/scenes/nowhere/cover", g.url))
+        .header("content-type", "image/png")
         .body(PNG_1X1.to_vec())
         .send()
         .await

@@ -8,6 +8,7 @@ mod comfy;
 mod crash;
 mod engine;
 mod generate;
+mod guard;
 mod jobs;
 mod library;
 mod replay;
