@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod comfy;
 mod crash;
 mod engine;
@@ -13,4 +14,5 @@ mod jobs;
 mod library;
 mod replay;
 mod sync;
+mod template;
 mod tidy;

@@ -82,6 +82,9 @@ pub async fn home(State(s): State<AppState>) -> Response {
 }
 
 pub async fn rescan(State(s): State<AppState>) -> Response {
+    if let Err(e) = s.handle.run(Origin::Web, Request::SyncWorkflow).await {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
     match s
         .handle
         .run(Origin::Web, Request::Rescan(Category::ALL.to_vec()))
