@@ -15,4 +15,5 @@ mod library;
 mod replay;
 mod sync;
 mod template;
+mod thumbs;
 mod tidy;
