@@ -36,6 +36,8 @@ pub struct Paths {
     pub uploads: PathBuf,
     pub loras: Option<PathBuf>,
     pub checkpoints: Option<PathBuf>,
+    /// The user's workflow template file; `None` leaves the template alone (tools, tests).
+    pub workflow: Option<PathBuf>,
 }
 
 /// What to do, before the IO that builds the command is done.
@@ -48,6 +50,8 @@ pub enum Request {
     SyncFiles(Category, Vec<String>),
     /// Give every checkpoint file on disk that has no document a default one.
     DiscoverCheckpoints,
+    /// Compare the workflow template file with the version in use.
+    SyncWorkflow,
     /// Queue new jobs (as `Command::Enqueue`), with their recipes also as JSON values when the
     /// caller has them: the writer then stores the recipes compactly without parsing them.
     Enqueue(Vec<NewJob>),
@@ -960,6 +964,13 @@ impl Writer {
                     complete: false,
                 }]
             }
+            Request::SyncWorkflow => match &paths.workflow {
+                Some(path) => vec![Command::SyncWorkflow {
+                    file: path.display().to_string(),
+                    content: sync::read_file(path),
+                }],
+                None => Vec::new(),
+            },
             Request::DiscoverCheckpoints => match &paths.checkpoints {
                 Some(root) => {
                     let lib = self.shared.library();
@@ -1150,6 +1161,7 @@ mod tests {
             uploads: dir.join("uploads"),
             loras: None,
             checkpoints: None,
+            workflow: None,
         };
         Handle::open(&dir.join("ledger/gaze.redb"), paths).unwrap()
     }

@@ -448,6 +448,7 @@ fn build_finished_jobs(root: &Path, n: u64) -> (Vec<u128>, Duration) {
             uploads: root.join("uploads"),
             loras: None,
             checkpoints: None,
+            workflow: None,
         },
     )
     .unwrap();
@@ -735,6 +736,7 @@ fn bench_floor() {
             uploads: tmp.path().join("uploads"),
             loras: None,
             checkpoints: None,
+            workflow: None,
         },
     )
     .unwrap();
@@ -748,7 +750,10 @@ fn bench_floor() {
         .unwrap();
         via.push(t.elapsed());
     }
-    println!("a bare durable redb commit of one small event: {}", summary(raw));
+    println!(
+        "a bare durable redb commit of one small event: {}",
+        summary(raw)
+    );
     println!("  the same through the writer thread: {}", summary(via));
 }
 
