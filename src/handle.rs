@@ -250,7 +250,6 @@ impl Handle {
             values: HashMap::new(),
         };
         writer.recover_files()?;
-        writer.maybe_snapshot(false);
         let (queue, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("gaze-writer".into())
@@ -656,6 +655,9 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        // A long replay at start-up is saved for next time here, after `open` has returned
+        // (requests that come meanwhile wait for it).
+        self.maybe_snapshot(false);
         while let Ok(first) = rx.recv() {
             let mut msgs = vec![first];
             while msgs.len() < MAX_GROUP {
@@ -1189,7 +1191,7 @@ mod tests {
             ..Default::default()
         };
         let r = request::resolve(&lib, &req, 0, &Default::default()).unwrap();
-        (r.recipe_text(), r.recipe())
+        (r.recipe_text(), r.into_recipe())
     }
 
     fn sample_recipe(slug: &str, seed: u64) -> String {

@@ -379,9 +379,12 @@ mod tests {
                 seed: Some(seed),
                 ..Default::default()
             };
-            crate::jobs::request::resolve(&lib, &req, 0, &Default::default())
-                .unwrap()
-                .recipe_text()
+            let r = crate::jobs::request::resolve(&lib, &req, 0, &Default::default()).unwrap();
+            let text = r.recipe_text();
+            // The value the request path hands the writer is the same recipe.
+            assert_eq!(r.recipe(), serde_json::from_str::<Value>(&text).unwrap());
+            assert_eq!(r.into_recipe().to_string(), text);
+            text
         };
         let base_text = recipe("tifa_lockhart", 1);
         let base: Value = serde_json::from_str(&base_text).unwrap();

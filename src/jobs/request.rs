@@ -196,6 +196,17 @@ impl Resolved {
         serde_json::to_value(self.recipe_ref()).unwrap_or_default()
     }
 
+    /// The recipe as a JSON value, the workflow moved in rather than copied (for the request
+    /// path, which is done with the generation once the job is made).
+    pub fn into_recipe(mut self) -> Value {
+        let workflow = std::mem::take(&mut self.generation.workflow);
+        let mut v = self.recipe();
+        if let Some(w) = v.get_mut("workflow") {
+            *w = workflow;
+        }
+        v
+    }
+
     /// The recipe as JSON text, written straight from the parts (no copy of the workflow).
     pub fn recipe_text(&self) -> String {
         serde_json::to_string(&self.recipe_ref()).unwrap_or_default()

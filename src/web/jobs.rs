@@ -110,18 +110,18 @@ async fn enqueue(s: &AppState, jobs: Vec<NewJob>) -> Result<(), ApiError> {
 
 /// A new job for a resolved request, its recipe also as a value (so the writer stores it
 /// compactly without parsing it back).
-fn new_job(req: &GenRequest, resolved: &request::Resolved, body: &Map<String, Value>) -> NewJob {
+fn new_job(req: &GenRequest, resolved: request::Resolved, body: &Map<String, Value>) -> NewJob {
     NewJob {
         id: new_id(),
-        spec: request::job_spec(req, resolved, body),
-        recipe: Some(Arc::new(resolved.recipe())),
+        spec: request::job_spec(req, &resolved, body),
+        recipe: Some(Arc::new(resolved.into_recipe())),
     }
 }
 
 /// Resolves a request body into a new job.
 fn job_for(s: &AppState, body: &Map<String, Value>) -> Result<NewJob, ApiError> {
     let (req, resolved) = resolve_body(s, body)?;
-    Ok(new_job(&req, &resolved, body))
+    Ok(new_job(&req, resolved, body))
 }
 
 async fn generate_route(State(s): State<AppState>, body: Bytes) -> ApiResult {
@@ -193,7 +193,7 @@ async fn generate_missing(State(s): State<AppState>, body: Bytes) -> ApiResult {
             }
             let r = GenRequest::from_json(&req).map_err(ApiError::bad)?;
             let resolved = request::resolve(&lib, &r, random_seed(), &request::Backend::default())?;
-            let mut job = new_job(&r, &resolved, &req);
+            let mut job = new_job(&r, resolved, &req);
             job.spec.batch = Some(batch);
             jobs.push(job);
         }
@@ -230,7 +230,7 @@ async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
         )?
         .into_iter()
         .map(|(weight, resolved)| {
-            let mut job = new_job(&req, &resolved, &m);
+            let mut job = new_job(&req, resolved, &m);
             job.spec.batch = Some(batch);
             job.spec.set_cover = false;
             job.spec.label = format!("{} @ {weight}", job.spec.label);

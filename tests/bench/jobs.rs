@@ -728,6 +728,21 @@ fn bench_floor() {
             .unwrap();
         raw.push(t.elapsed());
     }
+    let mut indexed = Vec::new();
+    for i in 0..1000u64 {
+        let t = Instant::now();
+        ledger
+            .append(vec![gaze::store::event::Envelope {
+                id: u128::from(i),
+                at: i,
+                origin: Origin::Cli,
+                event: Event::JobCancelled {
+                    job: u128::from(ulid::Ulid::generate()),
+                },
+            }])
+            .unwrap();
+        indexed.push(t.elapsed());
+    }
     drop(ledger);
     let h = Handle::open(
         &tmp.path().join("h/gaze.redb"),
@@ -754,6 +769,7 @@ fn bench_floor() {
         "a bare durable redb commit of one small event: {}",
         summary(raw)
     );
+    println!("  of one job event (also indexed): {}", summary(indexed));
     println!("  the same through the writer thread: {}", summary(via));
 }
 
