@@ -622,7 +622,16 @@ impl Bases {
         if self.classes.len() >= CLASSES {
             self.classes.clear();
         }
-        let me = Base { seq, value };
+        // A base is what readers will rebuild from the ledger: the stored text parsed, which
+        // is not always the value handed in (serde_json does not parse every float back to the
+        // exact value it printed).
+        let Ok(parsed) = serde_json::from_str::<Value>(text) else {
+            return None;
+        };
+        let me = Base {
+            seq,
+            value: Arc::new(parsed),
+        };
         if let Some(p) = self.shapes.get(&shape).and_then(try_patch) {
             self.classes.insert(class, me.clone());
             self.added.push(me);
@@ -1395,6 +1404,48 @@ mod tests {
                     full.len()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_float_that_does_not_survive_parsing_still_reads_back_exactly() {
+        // serde_json's default float parsing is off by one ULP for some values: printed
+        // "1.7546217903306627" parses back as 1.754621790330663. The writer is handed the exact
+        // value; readers only ever see the parsed text, and must still get the same bytes.
+        let weight = 1.754_621_790_330_662_7_f64;
+        let text_of = |seed: u64| {
+            format!(
+                "{{\"seed\":{seed},\"loras\":[{{\"weight\":{}}}],\"workflow\":{{\"3\":{{\"class_type\":\"KSampler\",\"inputs\":{{\"seed\":{seed},\"w\":{}}}}}}}}}",
+                serde_json::to_string(&weight).unwrap(),
+                serde_json::to_string(&weight).unwrap()
+            )
+        };
+        let value_of = |seed: u64| {
+            serde_json::json!({"seed": seed, "loras": [{"weight": weight}],
+                "workflow": {"3": {"class_type": "KSampler", "inputs": {"seed": seed, "w": weight}}}})
+        };
+        assert_eq!(value_of(1).to_string(), text_of(1));
+        let parsed: Value = serde_json::from_str(&text_of(1)).unwrap();
+        assert_ne!(
+            parsed,
+            value_of(1),
+            "the premise: this float does not survive parsing"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let h = open(dir.path());
+            for seed in 1..=3u64 {
+                let job = NewJob {
+                    id: u128::from(seed),
+                    spec: spec(&text_of(seed)),
+                    recipe: Some(Arc::new(value_of(seed))),
+                };
+                h.execute(Origin::Web, Request::Enqueue(vec![job])).unwrap();
+            }
+        }
+        let h = open(dir.path());
+        for seed in 1..=3u64 {
+            assert_eq!(h.job_spec(u128::from(seed)).unwrap().recipe, text_of(seed));
         }
     }
 
