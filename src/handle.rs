@@ -226,6 +226,14 @@ fn writer_gone() -> ExecError {
     ))
 }
 
+/// The writer dropped a request unanswered (it failed on it and went on with the next).
+fn unanswered() -> ExecError {
+    ExecError::Ledger(LedgerError::Storage(
+        "the ledger writer failed on this request (see the log); it may not have been recorded"
+            .into(),
+    ))
+}
+
 impl Handle {
     /// Opens the ledger, replays it into the projection, finishes any file writes a crash
     /// interrupted, and starts the writer thread. Blocking.
@@ -455,7 +463,7 @@ impl Handle {
         }) {
             return Err(writer_gone());
         }
-        rx.await.unwrap_or_else(|_| Err(writer_gone()))
+        rx.await.unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// `run` for callers outside async code. Blocking.
@@ -468,7 +476,7 @@ impl Handle {
         }) {
             return Err(writer_gone());
         }
-        rx.recv().unwrap_or_else(|_| Err(writer_gone()))
+        rx.recv().unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// Tests: makes the writer wait until the returned sender is dropped or sent to.
