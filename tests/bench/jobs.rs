@@ -307,7 +307,15 @@ async fn run_images(http: &reqwest::Client, g: &Gaze, n: u64, slugs: &[&str], fr
     }
 }
 
-/// Bytes the ledger spends per generated image: file growth, and the encoded events by kind.
+/// What the ledger holds: its file size and, per table, bytes stored, B-tree metadata and
+/// fragmentation.
+fn ledger_use(file: &Path) -> (u64, Vec<gaze::store::ledger::TableUse>) {
+    let ledger = Ledger::open(file).unwrap();
+    (ledger.file_size(), ledger.table_stats().unwrap())
+}
+
+/// Bytes the ledger spends per generated image: the encoded events by kind, what redb stores
+/// for them (events, the job index), and how much the file grew.
 async fn bench_bytes(http: &reqwest::Client) {
     for (label, slugs) in [
         ("one character, new seeds", vec!["tifa_lockhart"]),
@@ -328,13 +336,20 @@ async fn bench_bytes(http: &reqwest::Client) {
         let comfy = standin().await;
         let mut g = start_gaze(&comfy.url(), false);
         run_images(http, &g, 100, &slugs, 0).await;
-        let before = std::fs::metadata(g.ledger_file()).unwrap().len();
         let seq_before = events_total(http, &g.url).await;
-        let n = 2000;
-        run_images(http, &g, n, &slugs, 1000).await;
-        let after = std::fs::metadata(g.ledger_file()).unwrap().len();
         let _ = g.child.kill();
         let _ = g.child.wait();
+        let (size_before, tables_before) = ledger_use(&g.ledger_file());
+        let args = ["--comfy", &comfy.url()];
+        let data = sample::sample_data();
+        let (child, url, _) = common::spawn_gaze(g.dir.path(), &data, &args);
+        g.child = child;
+        g.url = url;
+        let n = 3000;
+        run_images(http, &g, n, &slugs, 1000).await;
+        let _ = g.child.kill();
+        let _ = g.child.wait();
+        let (size_after, tables_after) = ledger_use(&g.ledger_file());
         let ledger = Ledger::open(&g.ledger_file()).unwrap();
         let mut by_kind: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
         ledger
@@ -351,10 +366,21 @@ async fn bench_bytes(http: &reqwest::Client) {
             })
             .unwrap();
         let total: u64 = by_kind.values().map(|v| v.1).sum();
+        let per = |x: u64| x as f64 / n as f64;
+        let stored = |t: &[gaze::store::ledger::TableUse], name: &str| {
+            t.iter()
+                .find(|r| r.0 == name)
+                .map_or(0, |r| r.2 + r.3 + r.4)
+        };
+        let events = stored(&tables_after, "events") - stored(&tables_before, "events");
+        let index = stored(&tables_after, "job_events") - stored(&tables_before, "job_events");
         println!(
-            "ledger bytes per generated image, {label} ({n} images): {:.0} bytes of events, file grew {:.0} bytes per image",
-            total as f64 / n as f64,
-            (after - before) as f64 / n as f64
+            "ledger bytes per generated image, {label} ({n} images): {:.0} bytes of events; redb holds {:.0} (events {:.0} + job index {:.0}, with B-tree overhead); the file grew {:.0}",
+            per(total),
+            per(events + index),
+            per(events),
+            per(index),
+            per(size_after.saturating_sub(size_before))
         );
         for (kind, (count, bytes)) in by_kind {
             println!(
