@@ -194,6 +194,13 @@ pub enum Event {
         hash: u64,
         error: String,
     },
+    // ---- library pages (issue 8) ----
+    /// An entry was starred (or unstarred) in its gallery. Not part of the document.
+    FavouriteSet {
+        category: Category,
+        slug: String,
+        on: bool,
+    },
 }
 
 /// What a job is for and how to run it. Frozen shape (see `Event`).
@@ -243,6 +250,7 @@ impl Event {
             Event::EndlessStopped { .. } => "endless_stopped",
             Event::WorkflowSynced { .. } => "workflow_synced",
             Event::WorkflowRefused { .. } => "workflow_refused",
+            Event::FavouriteSet { .. } => "favourite_set",
         }
     }
 
@@ -268,7 +276,8 @@ impl Event {
             | Event::DocumentDeleted { category, slug, .. }
             | Event::FileVanished { category, slug, .. }
             | Event::CoverSet { category, slug, .. }
-            | Event::DefaultFieldsSaved { category, slug, .. } => Some((*category, slug)),
+            | Event::DefaultFieldsSaved { category, slug, .. }
+            | Event::FavouriteSet { category, slug, .. } => Some((*category, slug)),
             _ => None,
         }
     }
@@ -563,6 +572,11 @@ mod tests {
                 hash: 43,
                 error: "node 19 is missing".into(),
             },
+            Event::FavouriteSet {
+                category: c,
+                slug: "s".into(),
+                on: true,
+            },
         ];
         for e in &all {
             match e {
@@ -589,7 +603,8 @@ mod tests {
                 | Event::EndlessStarted { .. }
                 | Event::EndlessStopped { .. }
                 | Event::WorkflowSynced { .. }
-                | Event::WorkflowRefused { .. } => {}
+                | Event::WorkflowRefused { .. }
+                | Event::FavouriteSet { .. } => {}
             }
         }
         all
