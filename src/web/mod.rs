@@ -28,6 +28,8 @@ pub struct AppState {
     pub guard: Arc<guard::Guard>,
     /// Versioned URLs of the static assets.
     pub assets: Arc<assets::Assets>,
+    /// Gallery search indexes, one per category, rebuilt when the shelf changes.
+    pub gallery: Arc<pages::gallery::Cache>,
 }
 
 pub type ListCache =
@@ -54,6 +56,7 @@ impl AppState {
             live,
             guard: Arc::new(guard),
             assets: Arc::new(assets),
+            gallery: Arc::default(),
         }
     }
 
