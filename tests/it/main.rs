@@ -11,6 +11,7 @@ mod generate;
 mod guard;
 mod jobs;
 mod library;
+mod pages;
 mod replay;
 mod sync;
 mod tidy;

@@ -52,7 +52,9 @@ pub fn blank(c: Category) -> Map<String, Value> {
                 (_, Kind::BoolText, _) => json!("true"),
                 (_, Kind::Sampler, _) => json!("euler_ancestral"),
                 (_, Kind::Scheduler, _) => json!("normal"),
-                (_, Kind::Lora, _) => json!({"lora_name": "", "lora_weight": 1.0, "lora_triggers": ""}),
+                (_, Kind::Lora, _) => {
+                    json!({"lora_name": "", "lora_weight": 1.0, "lora_triggers": ""})
+                }
                 (_, Kind::Wardrobe, _) => {
                     let outfit: Map<String, Value> = WARDROBE_KEYS
                         .iter()
@@ -106,10 +108,13 @@ fn fits(k: Kind, v: &Value) -> bool {
         (Kind::BoolText, Value::String(_) | Value::Bool(_)) => true,
         (Kind::Ref(_), Value::String(_)) => true,
         (Kind::Lora, Value::Object(m)) => {
-            m.get("lora_name").is_none_or(|x| x.is_string() || x.is_null())
-                && m.get("lora_weight")
-                    .is_none_or(|x| x.is_number() || x.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok()))
-                && m.get("lora_triggers").is_none_or(|x| x.is_string() || x.is_null())
+            m.get("lora_name")
+                .is_none_or(|x| x.is_string() || x.is_null())
+                && m.get("lora_weight").is_none_or(|x| {
+                    x.is_number() || x.as_str().is_some_and(|s| s.trim().parse::<f64>().is_ok())
+                })
+                && m.get("lora_triggers")
+                    .is_none_or(|x| x.is_string() || x.is_null())
         }
         (Kind::Wardrobe, Value::Object(m)) => {
             m.values().all(|o| o.is_object()) || m.values().all(|o| o.is_string() || o.is_null())
@@ -191,7 +196,10 @@ pub fn apply_form(
     let mut errors: Errors = Vec::new();
     let get = |name: &str| field(f, name);
     if field(f, "schema") != Some("1") {
-        return vec![(String::new(), "the form is incomplete; reload the page".into())];
+        return vec![(
+            String::new(),
+            "the form is incomplete; reload the page".into(),
+        )];
     }
     match get(&fname(None, d.name_field)).map(str::trim) {
         Some(n) if !n.is_empty() => {
@@ -270,7 +278,11 @@ fn read_field(
             Some(v) => number(v, fl.kind == Kind::Integer).ok_or_else(|| {
                 format!(
                     "'{v}' is not {}",
-                    if fl.kind == Kind::Integer { "a whole number" } else { "a number" }
+                    if fl.kind == Kind::Integer {
+                        "a whole number"
+                    } else {
+                        "a number"
+                    }
                 )
             })?,
         },
@@ -285,7 +297,9 @@ fn read_field(
                     Value::String(String::new())
                 }
             }
-            Some(crate::engine::RANDOM_SENTINEL) if c == Category::Presets && cat != Category::Checkpoints => {
+            Some(crate::engine::RANDOM_SENTINEL)
+                if c == Category::Presets && cat != Category::Checkpoints =>
+            {
                 Value::String(crate::engine::RANDOM_SENTINEL.into())
             }
             Some(id) => {
@@ -304,24 +318,35 @@ fn read_field(
             let Some(lora_name) = field(f, &format!("{name}:lora_name")) else {
                 return Ok(None);
             };
-            let weight_text = field(f, &format!("{name}:lora_weight")).unwrap_or("").trim();
+            let weight_text = field(f, &format!("{name}:lora_weight"))
+                .unwrap_or("")
+                .trim();
             let weight = if weight_text.is_empty() {
                 json!(1.0)
             } else {
                 number(weight_text, false)
                     .ok_or_else(|| format!("LoRA weight '{weight_text}' is not a number"))?
             };
-            let mut m = current.and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut m = current
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             m.insert("lora_name".into(), lora_name.trim().into());
             m.insert("lora_weight".into(), weight);
             m.insert(
                 "lora_triggers".into(),
-                field(f, &format!("{name}:lora_triggers")).unwrap_or("").trim().into(),
+                field(f, &format!("{name}:lora_triggers"))
+                    .unwrap_or("")
+                    .trim()
+                    .into(),
             );
             Value::Object(m)
         }
         Kind::Wardrobe => {
-            let mut w = current.and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut w = current
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let nested = w.values().any(Value::is_object);
             if nested {
                 for (outfit, fields) in w.iter_mut() {
@@ -390,7 +415,13 @@ fn invalid(msg: Option<&str>) -> Markup {
     html! { @if let Some(m) = msg { div.invalid-feedback.d-block { (m) } } }
 }
 
-fn input_for(cx: &FormCtx<'_>, c: Category, fl: &Field, name: &str, current: Option<&Value>) -> Markup {
+fn input_for(
+    cx: &FormCtx<'_>,
+    c: Category,
+    fl: &Field,
+    name: &str,
+    current: Option<&Value>,
+) -> Markup {
     let id = name.replace(':', "-");
     let err = cx.error(name);
     let value = cx.text(name, current);
@@ -583,8 +614,14 @@ fn sampler_lists(s: &AppState) -> (Vec<String>, Vec<String>) {
         .and_then(|l| l.sampler_lists())
         .unwrap_or_else(|| {
             (
-                crate::engine::validate::KNOWN_SAMPLERS.iter().map(|x| x.to_string()).collect(),
-                crate::engine::validate::KNOWN_SCHEDULERS.iter().map(|x| x.to_string()).collect(),
+                crate::engine::validate::KNOWN_SAMPLERS
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect(),
+                crate::engine::validate::KNOWN_SCHEDULERS
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect(),
             )
         })
 }
@@ -596,7 +633,13 @@ struct Failed<'a> {
     raw: Option<(&'a str, &'a str)>,
 }
 
-async fn render_edit(s: &AppState, c: Category, slug: &str, q: &HashMap<String, String>, failed: Failed<'_>) -> Response {
+async fn render_edit(
+    s: &AppState,
+    c: Category,
+    slug: &str,
+    q: &HashMap<String, String>,
+    failed: Failed<'_>,
+) -> Response {
     let loras = loras_of(s, c).await;
     let samplers = sampler_lists(s);
     let lib = s.handle.library();
@@ -615,7 +658,9 @@ async fn render_edit(s: &AppState, c: Category, slug: &str, q: &HashMap<String, 
         posted: failed.form.map(|f| f.0),
     };
     let base = format!("/{}/{slug}", d.singular);
-    let raw_text = failed.raw.map_or_else(|| e.json.to_string(), |r| r.0.to_string());
+    let raw_text = failed
+        .raw
+        .map_or_else(|| e.json.to_string(), |r| r.0.to_string());
     let body = html! {
         nav aria-label="breadcrumb" {
             ol.breadcrumb.small.mb-2 {
@@ -720,14 +765,37 @@ pub async fn save_form(
             )
                 .into_response();
         }
-        return render_edit(&s, c, &slug, &HashMap::new(), Failed { form: Some((&f, &errors)), raw: None }).await;
+        return render_edit(
+            &s,
+            c,
+            &slug,
+            &HashMap::new(),
+            Failed {
+                form: Some((&f, &errors)),
+                raw: None,
+            },
+        )
+        .await;
     }
-    match run(&s, Command::Edit { category: c, slug: slug.clone(), doc }).await {
+    match run(
+        &s,
+        Command::Edit {
+            category: c,
+            slug: slug.clone(),
+            doc,
+        },
+    )
+    .await
+    {
         Ok(o) => finish(
             &headers,
             &base,
             Ok((
-                if o.events.is_empty() { "No changes".to_string() } else { "Saved".to_string() },
+                if o.events.is_empty() {
+                    "No changes".to_string()
+                } else {
+                    "Saved".to_string()
+                },
                 json!({"saved": !o.events.is_empty()}),
             )),
         ),
@@ -736,7 +804,17 @@ pub async fn save_form(
             if super::is_ajax(&headers) {
                 return (status, axum::Json(json!({"error": msg}))).into_response();
             }
-            render_edit(&s, c, &slug, &HashMap::new(), Failed { form: Some((&f, &errors)), raw: None }).await
+            render_edit(
+                &s,
+                c,
+                &slug,
+                &HashMap::new(),
+                Failed {
+                    form: Some((&f, &errors)),
+                    raw: None,
+                },
+            )
+            .await
         }
     }
 }
@@ -744,7 +822,11 @@ pub async fn save_form(
 /// Parses and checks raw JSON text: the document, or the message to show.
 pub fn parse_raw(c: Category, text: &str) -> Result<Map<String, Value>, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| {
-        format!("Not valid JSON (line {}, column {}): {e}", e.line(), e.column())
+        format!(
+            "Not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        )
     })?;
     let Value::Object(doc) = v else {
         return Err("The document must be a JSON object ({ … })".into());
@@ -766,9 +848,16 @@ pub async fn save_json(
     let base = format!("/{}/{slug}", c.desc().singular);
     let text = field(&f, "json").unwrap_or_default().to_string();
     let result = match parse_raw(c, &text) {
-        Ok(doc) => run(&s, Command::Edit { category: c, slug: slug.clone(), doc })
-            .await
-            .map_err(|(_, m)| m),
+        Ok(doc) => run(
+            &s,
+            Command::Edit {
+                category: c,
+                slug: slug.clone(),
+                doc,
+            },
+        )
+        .await
+        .map_err(|(_, m)| m),
         Err(e) => Err(e),
     };
     match result {
@@ -776,15 +865,33 @@ pub async fn save_json(
             &headers,
             &base,
             Ok((
-                if o.events.is_empty() { "No changes".to_string() } else { "Saved the JSON".to_string() },
+                if o.events.is_empty() {
+                    "No changes".to_string()
+                } else {
+                    "Saved the JSON".to_string()
+                },
                 json!({"saved": !o.events.is_empty()}),
             )),
         ),
         Err(msg) => {
             if super::is_ajax(&headers) {
-                return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"error": msg}))).into_response();
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    axum::Json(json!({"error": msg})),
+                )
+                    .into_response();
             }
-            render_edit(&s, c, &slug, &HashMap::new(), Failed { form: None, raw: Some((&text, &msg)) }).await
+            render_edit(
+                &s,
+                c,
+                &slug,
+                &HashMap::new(),
+                Failed {
+                    form: None,
+                    raw: Some((&text, &msg)),
+                },
+            )
+            .await
         }
     }
 }
@@ -796,7 +903,16 @@ pub async fn clone(
     headers: HeaderMap,
 ) -> Response {
     let base = format!("/{}/{slug}", c.desc().singular);
-    let r = run(&s, Command::Clone { category: c, slug: slug.clone(), new_id: None, new_name: None }).await;
+    let r = run(
+        &s,
+        Command::Clone {
+            category: c,
+            slug: slug.clone(),
+            new_id: None,
+            new_name: None,
+        },
+    )
+    .await;
     match r {
         Ok(o) => {
             let new = o
@@ -815,7 +931,11 @@ pub async fn clone(
     }
 }
 
-async fn render_create(s: &AppState, c: Category, posted: Option<(&[(String, String)], &Errors)>) -> Response {
+async fn render_create(
+    s: &AppState,
+    c: Category,
+    posted: Option<(&[(String, String)], &Errors)>,
+) -> Response {
     let loras = loras_of(s, c).await;
     let samplers = sampler_lists(s);
     let lib = s.handle.library();
@@ -829,7 +949,11 @@ async fn render_create(s: &AppState, c: Category, posted: Option<(&[(String, Str
         errors: posted.map_or(&no_errors, |p| p.1),
         posted: posted.map(|p| p.0),
     };
-    let action = if c == Category::Characters { "/create".to_string() } else { format!("/{}/create", d.singular) };
+    let action = if c == Category::Characters {
+        "/create".to_string()
+    } else {
+        format!("/{}/create", d.singular)
+    };
     let body = html! {
         nav aria-label="breadcrumb" {
             ol.breadcrumb.small.mb-2 {
@@ -857,9 +981,26 @@ async fn render_create(s: &AppState, c: Category, posted: Option<(&[(String, Str
         }
     };
     drop(lib);
-    let status = if posted.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if posted.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     let title = format!("New {}", d.singular);
-    (status, page(s, &Page { title: &title, section: Some(d.key), scripts: &["editor.js"], ..Page::default() }, body)).into_response()
+    (
+        status,
+        page(
+            s,
+            &Page {
+                title: &title,
+                section: Some(d.key),
+                scripts: &["editor.js"],
+                ..Page::default()
+            },
+            body,
+        ),
+    )
+        .into_response()
 }
 
 pub async fn create_form(State(s): State<AppState>, c: Category) -> Response {
@@ -887,7 +1028,16 @@ pub async fn create(
         (doc, errors)
     };
     let errors = if errors.is_empty() {
-        match run(&s, Command::Create { category: c, doc, source: Source::Manual }).await {
+        match run(
+            &s,
+            Command::Create {
+                category: c,
+                doc,
+                source: Source::Manual,
+            },
+        )
+        .await
+        {
             Ok(o) => {
                 let new = o
                     .events
@@ -930,7 +1080,9 @@ fn hard_target(s: &AppState, e: &Entry) -> Result<Option<String>, String> {
     };
     crate::library::files::resolve_inside(root, &lora)
         .map(|p| Some(p.display().to_string()))
-        .map_err(|e| format!("the LoRA '{lora}' is not inside the LoRA folder ({e}), so it is never removed"))
+        .map_err(|e| {
+            format!("the LoRA '{lora}' is not inside the LoRA folder ({e}), so it is never removed")
+        })
 }
 
 /// The delete dialog: exactly what a soft and a hard delete remove.
@@ -991,7 +1143,16 @@ pub async fn delete_page(
     let body = html! { div.card.card-body.delete-page { (delete_dialog(&s, &lib, c, e, false)) } };
     let title = format!("Delete {}", e.name);
     drop(lib);
-    page(&s, &Page { title: &title, section: Some(c.key()), ..Page::default() }, body).into_response()
+    page(
+        &s,
+        &Page {
+            title: &title,
+            section: Some(c.key()),
+            ..Page::default()
+        },
+        body,
+    )
+    .into_response()
 }
 
 pub async fn delete(
@@ -1001,7 +1162,14 @@ pub async fn delete(
     axum::Form(f): FormPairs,
 ) -> Response {
     let Some(c) = category_of_resource(&category) else {
-        return finish(&headers, "/", Err((StatusCode::NOT_FOUND, format!("unknown category '{category}'"))));
+        return finish(
+            &headers,
+            "/",
+            Err((
+                StatusCode::NOT_FOUND,
+                format!("unknown category '{category}'"),
+            )),
+        );
     };
     let hard = field(&f, "mode") == Some("hard");
     let (file, name) = match s.handle.library().get(c, &slug) {
@@ -1010,12 +1178,27 @@ pub async fn delete(
             return finish(
                 &headers,
                 &format!("/{}", c.key()),
-                Err((StatusCode::NOT_FOUND, format!("no {} with slug '{slug}'", c.desc().singular))),
+                Err((
+                    StatusCode::NOT_FOUND,
+                    format!("no {} with slug '{slug}'", c.desc().singular),
+                )),
             );
         }
     };
-    let r = run(&s, Command::Delete { category: c, slug: slug.clone(), hard }).await;
-    let back = if r.is_ok() { format!("/{}", c.key()) } else { format!("/{}/{slug}", c.desc().singular) };
+    let r = run(
+        &s,
+        Command::Delete {
+            category: c,
+            slug: slug.clone(),
+            hard,
+        },
+    )
+    .await;
+    let back = if r.is_ok() {
+        format!("/{}", c.key())
+    } else {
+        format!("/{}/{slug}", c.desc().singular)
+    };
     finish(
         &headers,
         &back,
@@ -1025,7 +1208,11 @@ pub async fn delete(
                     "Deleted {name} (data/{}/{file}{}){}",
                     c.desc().dir,
                     if hard { " and its LoRA file" } else { "" },
-                    if o.warnings.is_empty() { String::new() } else { format!(" — {}", o.warnings.join("; ")) }
+                    if o.warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", o.warnings.join("; "))
+                    }
                 ),
                 json!({"deleted": slug, "hard": hard}),
             )
@@ -1050,12 +1237,30 @@ mod tests {
     fn schema_errors_name_the_key_and_unknown_keys_pass() {
         let c = Category::Characters;
         let cases = [
-            (json!({"character_id": "a", "tags": "x"}), "\"tags\" must be a list of text"),
-            (json!({"character_id": "a", "identity": []}), "\"identity\" must be an object"),
-            (json!({"character_id": "a", "identity": {"hair": 3}}), "\"identity.hair\" must be text"),
-            (json!({"character_id": "a", "lora": {"lora_weight": "heavy"}}), "\"lora\" must be an object"),
-            (json!({"character_id": "", "x": 1}), "\"character_id\" must be a non-empty string"),
-            (json!({"character_id": "a", "wardrobe": {"a": {}, "b": "x"}}), "\"wardrobe\" must be an object of outfits"),
+            (
+                json!({"character_id": "a", "tags": "x"}),
+                "\"tags\" must be a list of text",
+            ),
+            (
+                json!({"character_id": "a", "identity": []}),
+                "\"identity\" must be an object",
+            ),
+            (
+                json!({"character_id": "a", "identity": {"hair": 3}}),
+                "\"identity.hair\" must be text",
+            ),
+            (
+                json!({"character_id": "a", "lora": {"lora_weight": "heavy"}}),
+                "\"lora\" must be an object",
+            ),
+            (
+                json!({"character_id": "", "x": 1}),
+                "\"character_id\" must be a non-empty string",
+            ),
+            (
+                json!({"character_id": "a", "wardrobe": {"a": {}, "b": "x"}}),
+                "\"wardrobe\" must be an object of outfits",
+            ),
         ];
         for (doc, want) in cases {
             let errs = check_schema(c, doc.as_object().unwrap());
@@ -1064,15 +1269,26 @@ mod tests {
         let ok = json!({"character_id": "a", "my_own_key": {"anything": [1, 2]}, "lora": {"lora_weight": "0.8"}});
         assert!(check_schema(c, ok.as_object().unwrap()).is_empty());
         let ck = json!({"checkpoint_path": "a.safetensors", "steps": 2.5});
-        assert!(check_schema(Category::Checkpoints, ck.as_object().unwrap())[0].contains("whole number"));
+        assert!(
+            check_schema(Category::Checkpoints, ck.as_object().unwrap())[0]
+                .contains("whole number")
+        );
     }
 
     #[test]
     fn raw_json_errors_say_where() {
         let e = parse_raw(Category::Styles, "{\n  \"style_id\": \"a\",\n}").unwrap_err();
         assert!(e.contains("line 3"), "{e}");
-        assert!(parse_raw(Category::Styles, "[1]").unwrap_err().contains("object"));
-        assert!(parse_raw(Category::Styles, "{\"style_id\": \"a\", \"style\": 1}").unwrap_err().contains("schema"));
+        assert!(
+            parse_raw(Category::Styles, "[1]")
+                .unwrap_err()
+                .contains("object")
+        );
+        assert!(
+            parse_raw(Category::Styles, "{\"style_id\": \"a\", \"style\": 1}")
+                .unwrap_err()
+                .contains("schema")
+        );
         let doc = parse_raw(Category::Styles, "{\"style_id\": \"a\", \"extra\": true}").unwrap();
         assert_eq!(doc["extra"], true);
     }
@@ -1097,7 +1313,10 @@ mod tests {
         .collect();
         let errs = apply_form(&lib, Category::Detailers, &mut doc, &f, true);
         assert!(errs.is_empty(), "{errs:?}");
-        assert_eq!(doc["prompt"], json!(["sparkling eyes", "eyelashes", "reflection"]));
+        assert_eq!(
+            doc["prompt"],
+            json!(["sparkling eyes", "eyelashes", "reflection"])
+        );
         assert_eq!(doc["focus"], json!({"face": true, "hands": false}));
         assert_eq!(doc["lora"]["lora_weight"], json!(0.6));
         assert_eq!(doc["lora"]["lora_triggers"], "shiny");
@@ -1125,10 +1344,14 @@ mod tests {
         assert!(names.contains(&"f:steps"), "{errs:?}");
         assert_eq!(doc["cfg"], json!(4.5));
         let mut look = blank(Category::Looks);
-        let f: Vec<(String, String)> = [("schema", "1"), ("f:look_name", "L"), ("f:character_id", "ghost")]
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let f: Vec<(String, String)> = [
+            ("schema", "1"),
+            ("f:look_name", "L"),
+            ("f:character_id", "ghost"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
         let errs = apply_form(&lib, Category::Looks, &mut look, &f, false);
         assert!(errs[0].1.contains("no character 'ghost'"), "{errs:?}");
         assert!(!apply_form(&lib, Category::Looks, &mut look, &[], false).is_empty());

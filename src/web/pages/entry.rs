@@ -48,7 +48,15 @@ const CHARACTER_SECTIONS: [(&str, &str, &[&str]); 6] = [
         "identity",
         "Identity",
         &[
-            "base_specs", "hair", "eyes", "hands", "arms", "torso", "pelvis", "legs", "feet",
+            "base_specs",
+            "hair",
+            "eyes",
+            "hands",
+            "arms",
+            "torso",
+            "pelvis",
+            "legs",
+            "feet",
             "extra",
         ],
     ),
@@ -57,7 +65,12 @@ const CHARACTER_SECTIONS: [(&str, &str, &[&str]); 6] = [
     (
         "styles",
         "Styles",
-        &["aesthetic", "primary_color", "secondary_color", "tertiary_color"],
+        &[
+            "aesthetic",
+            "primary_color",
+            "secondary_color",
+            "tertiary_color",
+        ],
     ),
     ("special", "Special", &["name", "tags"]),
     ("lora", "LoRA", &["lora_triggers"]),
@@ -90,8 +103,11 @@ pub fn prefs(lib: &Library, c: Category, slug: &str) -> Prefs {
     let text = |k: &str| get(k).and_then(|v| v.as_str().map(String::from));
     Prefs {
         fields: get("fields").and_then(|v| {
-            v.as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            v.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
         }),
         character: text("character"),
         action: text("action"),
@@ -106,7 +122,12 @@ pub fn prefs(lib: &Library, c: Category, slug: &str) -> Prefs {
 }
 
 /// The generation request a page's state describes (the body of `/api/generate`).
-pub fn request_of(c: Category, slug: &str, p: &Prefs, wardrobe_keys_all: bool) -> Map<String, Value> {
+pub fn request_of(
+    c: Category,
+    slug: &str,
+    p: &Prefs,
+    wardrobe_keys_all: bool,
+) -> Map<String, Value> {
     let d = c.desc();
     let mut m = Map::new();
     m.insert("category".into(), c.key().into());
@@ -157,7 +178,12 @@ pub fn request_of(c: Category, slug: &str, p: &Prefs, wardrobe_keys_all: bool) -
 /// Reads the page's generation form: the state to keep, and whether every wardrobe box of an
 /// outfit page was ticked. Numbers that do not parse are errors.
 pub fn prefs_from_form(c: Category, f: &[(String, String)]) -> Result<(Prefs, bool), String> {
-    let text = |k: &str| field(f, k).map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+    let text = |k: &str| {
+        field(f, k)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
     let num = |k: &str| -> Result<Option<u64>, String> {
         match text(k) {
             None => Ok(None),
@@ -186,8 +212,14 @@ pub fn prefs_from_form(c: Category, f: &[(String, String)]) -> Result<(Prefs, bo
             None
         },
         action: text("slot_actions"),
-        extra_positive: field(f, "extra_positive").unwrap_or_default().trim().to_string(),
-        extra_negative: field(f, "extra_negative").unwrap_or_default().trim().to_string(),
+        extra_positive: field(f, "extra_positive")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        extra_negative: field(f, "extra_negative")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         checkpoint: text("checkpoint"),
         width: num("width")?,
         height: num("height")?,
@@ -211,7 +243,10 @@ fn pref_values(c: Category, p: &Prefs) -> Vec<(String, Value)> {
         v.push(("fields".into(), json!(f)));
     }
     if c.desc().character_selector {
-        v.push(("character".into(), json!(p.character.clone().filter(|x| !x.is_empty()))));
+        v.push((
+            "character".into(),
+            json!(p.character.clone().filter(|x| !x.is_empty())),
+        ));
     }
     if c.desc().page_slots.contains(&Category::Actions) {
         v.push(("action".into(), json!(p.action)));
@@ -244,10 +279,7 @@ async fn form_request(
 }
 
 fn missing(s: &AppState, c: Category, slug: &str) -> Response {
-    not_found_page(
-        s,
-        &format!("There is no {} '{slug}'.", c.desc().singular),
-    )
+    not_found_page(s, &format!("There is no {} '{slug}'.", c.desc().singular))
 }
 
 /// `GET /<plural>/<slug>` (the guide's form) → the singular page.
@@ -273,7 +305,11 @@ fn job_in_flight(lib: &Library, c: Category, slug: &str) -> Option<u128> {
         .chain(&lib.jobs.submitted)
         .filter(|id| {
             lib.jobs.get(**id).is_some_and(|j| {
-                j.info.target.as_ref().is_some_and(|t| t.0 == c && t.1 == slug) && j.info.endless.is_none()
+                j.info
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.0 == c && t.1 == slug)
+                    && j.info.endless.is_none()
             })
         })
         .max()
@@ -315,7 +351,11 @@ fn outfits(v: &Value) -> (Vec<(String, Map<String, Value>)>, bool) {
 /// The outfit in effect: the kept one if it exists, else `default`, else the first.
 fn active_outfit(list: &[(String, Map<String, Value>)], kept: Option<&str>) -> Option<String> {
     kept.filter(|k| list.iter().any(|(n, _)| n == k))
-        .or_else(|| list.iter().find(|(n, _)| n == "default").map(|(n, _)| n.as_str()))
+        .or_else(|| {
+            list.iter()
+                .find(|(n, _)| n == "default")
+                .map(|(n, _)| n.as_str())
+        })
         .or_else(|| list.first().map(|(n, _)| n.as_str()))
         .map(String::from)
 }
@@ -382,7 +422,13 @@ fn page_of(
 }
 
 /// The entry page's content (also what the page benchmark renders).
-pub fn entry_body(s: &AppState, lib: &Library, c: Category, e: &Entry, job: Option<u128>) -> Markup {
+pub fn entry_body(
+    s: &AppState,
+    lib: &Library,
+    c: Category,
+    e: &Entry,
+    job: Option<u128>,
+) -> Markup {
     let d = c.desc();
     let v = e.value();
     let p = prefs(lib, c, &e.slug);
@@ -461,7 +507,13 @@ pub fn entry_body(s: &AppState, lib: &Library, c: Category, e: &Entry, job: Opti
     }
 }
 
-fn images(s: &AppState, c: Category, e: &Entry, preview: Option<(&Job, &str)>, base: &str) -> Markup {
+fn images(
+    s: &AppState,
+    c: Category,
+    e: &Entry,
+    preview: Option<(&Job, &str)>,
+    base: &str,
+) -> Markup {
     let d = c.desc();
     html! {
         section.card.mb-3 aria-label="Cover and latest preview" {
@@ -716,7 +768,13 @@ fn job_panel(s: &AppState, lib: &Library, job: Option<u128>, base: &str) -> Mark
     let j = job.and_then(|id| lib.jobs.get(id));
     let position = j.and_then(|j| {
         (j.state == JobState::Queued)
-            .then(|| lib.jobs.queued.iter().position(|id| *id == j.id).map(|p| p + 1))
+            .then(|| {
+                lib.jobs
+                    .queued
+                    .iter()
+                    .position(|id| *id == j.id)
+                    .map(|p| p + 1)
+            })
             .flatten()
     });
     let waiting = j.and_then(|j| s.live.as_ref().and_then(|l| l.waiting(j.id)));
@@ -789,7 +847,9 @@ pub fn prompt_panel(lib: &Library, c: Category, slug: &str, p: &Prefs) -> Markup
             request::resolve(lib, &r, 1, &request::Backend::default()).map_err(|e| e.to_string())
         });
     match resolved {
-        Err(e) => html! { div.alert.alert-danger.small.mb-0 { "This selection cannot be generated: " (e) } },
+        Err(e) => {
+            html! { div.alert.alert-danger.small.mb-0 { "This selection cannot be generated: " (e) } }
+        }
         Ok(r) => {
             let x = &r.generation.explanation;
             let kinds = [
@@ -1180,7 +1240,11 @@ pub async fn preview(
         return missing(&s, c, &slug);
     }
     if let Err((status, msg)) = form_request(&s, c, &slug, &f).await {
-        return (status, html! { div.alert.alert-danger.small.mb-0 { (msg) } }).into_response();
+        return (
+            status,
+            html! { div.alert.alert-danger.small.mb-0 { (msg) } },
+        )
+            .into_response();
     }
     let lib = s.handle.library();
     let p = prefs(&lib, c, &slug);
@@ -1212,7 +1276,8 @@ pub async fn endless(
                     .await
                     .map_err(|e| (e.status, e.message))?;
                 Ok((
-                    "Endless generation started: previews keep coming until you stop it".to_string(),
+                    "Endless generation started: previews keep coming until you stop it"
+                        .to_string(),
                     json!({"endless_id": id}),
                 ))
             }
@@ -1220,9 +1285,15 @@ pub async fn endless(
                 let id = field(&f, "id").unwrap_or_default();
                 let endless = crate::web::jobs::parse_id(id).map_err(|e| (e.status, e.message))?;
                 run(&s, Command::StopEndless { endless }).await?;
-                Ok(("Endless generation stopped".to_string(), json!({"stopped": id})))
+                Ok((
+                    "Endless generation stopped".to_string(),
+                    json!({"stopped": id}),
+                ))
             }
-            _ => Err((StatusCode::BAD_REQUEST, "op must be start or stop".to_string())),
+            _ => Err((
+                StatusCode::BAD_REQUEST,
+                "op must be start or stop".to_string(),
+            )),
         }
     }
     .await;
@@ -1255,9 +1326,10 @@ pub async fn upload(
                 break;
             }
         }
-        let image = image
-            .filter(|b| !b.is_empty())
-            .ok_or((StatusCode::BAD_REQUEST, "choose an image file to upload".to_string()))?;
+        let image = image.filter(|b| !b.is_empty()).ok_or((
+            StatusCode::BAD_REQUEST,
+            "choose an image file to upload".to_string(),
+        ))?;
         let root = s.config.uploads.clone();
         let slug2 = slug.clone();
         let path = tokio::task::spawn_blocking(move || {
@@ -1326,7 +1398,10 @@ pub fn set_nsfw_tag(doc: &mut Map<String, Value>, on: bool) {
         });
     }
     if let Value::Array(a) = tags {
-        a.retain(|t| !t.as_str().is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw")));
+        a.retain(|t| {
+            !t.as_str()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw"))
+        });
         if on {
             a.push(Value::String("nsfw".into()));
         }
@@ -1350,7 +1425,12 @@ pub async fn nsfw(
     .await
     .map(|_| {
         (
-            if on { "Marked NSFW" } else { "No longer marked NSFW" }.to_string(),
+            if on {
+                "Marked NSFW"
+            } else {
+                "No longer marked NSFW"
+            }
+            .to_string(),
             json!({"nsfw": on}),
         )
     });
@@ -1401,7 +1481,10 @@ pub async fn replace_cover(
             Some(img) => {
                 let img = img.trim_start_matches("/static/").to_string();
                 let ours = lib.jobs.jobs.values().any(|j| {
-                    j.info.target.as_ref().is_some_and(|t| t.0 == c && t.1 == slug)
+                    j.info
+                        .target
+                        .as_ref()
+                        .is_some_and(|t| t.0 == c && t.1 == slug)
                         && j.images.contains(&img)
                 });
                 if ours {
@@ -1415,7 +1498,10 @@ pub async fn replace_cover(
             }
             None => latest_preview(&lib, c, &slug)
                 .map(|(_, i)| i.to_string())
-                .ok_or((StatusCode::BAD_REQUEST, "there is no preview yet".to_string())),
+                .ok_or((
+                    StatusCode::BAD_REQUEST,
+                    "there is no preview yet".to_string(),
+                )),
         }
     };
     let r = match chosen {
@@ -1448,11 +1534,17 @@ pub async fn save_preset(
     axum::Form(f): FormPairs,
 ) -> Response {
     let base = format!("/{}/{slug}", c.desc().singular);
-    let name = field(&f, "preset_name").unwrap_or_default().trim().to_string();
+    let name = field(&f, "preset_name")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let r = async {
         entry_exists(&s, c, &slug)?;
         if name.is_empty() {
-            return Err((StatusCode::BAD_REQUEST, "give the preset a name".to_string()));
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "give the preset a name".to_string(),
+            ));
         }
         let m = form_request(&s, c, &slug, &f).await?;
         let doc = {
@@ -1529,7 +1621,8 @@ pub fn preset_doc(
         doc.insert(k.into(), slot(cat));
     }
     let checkpoint = if c == Category::Checkpoints {
-        lib.get(c, slug).map_or(Value::Null, |e| e.id.clone().into())
+        lib.get(c, slug)
+            .map_or(Value::Null, |e| e.id.clone().into())
     } else {
         m.get("checkpoint").cloned().unwrap_or(Value::Null)
     };
@@ -1587,7 +1680,10 @@ pub async fn outfit_op(
                     },
                 )
                 .await?;
-                Ok((format!("Now wearing '{name}'"), json!({"active_outfit": name})))
+                Ok((
+                    format!("Now wearing '{name}'"),
+                    json!({"active_outfit": name}),
+                ))
             }
             "add" | "delete" | "rename" => {
                 let new_name = field(&f, "new_name").unwrap_or_default().trim().to_string();
@@ -1598,7 +1694,11 @@ pub async fn outfit_op(
                 if op == "delete" || op == "rename" {
                     let kept = prefs(&s.handle.library(), c, &slug).active_outfit;
                     if kept.as_deref() == Some(name.as_str()) {
-                        let next = if op == "rename" { json!(new_name) } else { Value::Null };
+                        let next = if op == "rename" {
+                            json!(new_name)
+                        } else {
+                            Value::Null
+                        };
                         run(
                             &s,
                             Command::SetPreferences {
@@ -1720,7 +1820,11 @@ mod tests {
             assert!(err.contains(want), "{op} {name}: {err}");
         }
         wardrobe_edit(&mut d, "delete", "butler", "").unwrap();
-        assert!(wardrobe_edit(&mut d, "delete", "default", "").unwrap_err().contains("at least one"));
+        assert!(
+            wardrobe_edit(&mut d, "delete", "default", "")
+                .unwrap_err()
+                .contains("at least one")
+        );
     }
 
     #[test]
@@ -1754,7 +1858,10 @@ mod tests {
     #[test]
     fn forms_become_requests() {
         let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         let (p, all) = prefs_from_form(
             Category::Outfits,
@@ -1776,19 +1883,34 @@ mod tests {
         assert!(m.get("seed").is_none());
         let fields = m["fields"].as_array().unwrap();
         assert!(fields.contains(&json!("wardrobe::top")));
-        assert!(fields.contains(&json!("identity::hair")), "character fields kept");
+        assert!(
+            fields.contains(&json!("identity::hair")),
+            "character fields kept"
+        );
         assert!(!fields.contains(&json!("wardrobe::bottom")));
         // Every wardrobe box ticked: no selection sent, the engine decides as it always does.
         let every: Vec<(String, String)> = std::iter::once(("fields_present".into(), "1".into()))
-            .chain(WARDROBE_KEYS.iter().map(|k| ("fields".to_string(), format!("wardrobe::{k}"))))
+            .chain(
+                WARDROBE_KEYS
+                    .iter()
+                    .map(|k| ("fields".to_string(), format!("wardrobe::{k}"))),
+            )
             .collect();
         let (p, all) = prefs_from_form(Category::Outfits, &every).unwrap();
         assert!(all);
-        assert!(request_of(Category::Outfits, "maid", &p, all).get("fields").is_none());
+        assert!(
+            request_of(Category::Outfits, "maid", &p, all)
+                .get("fields")
+                .is_none()
+        );
         // A character page sends exactly its ticked fields; other pages no character field.
         let (p, _) = prefs_from_form(
             Category::Characters,
-            &f(&[("fields_present", "1"), ("fields", "identity::hair"), ("character", "x")]),
+            &f(&[
+                ("fields_present", "1"),
+                ("fields", "identity::hair"),
+                ("character", "x"),
+            ]),
         )
         .unwrap();
         let m = request_of(Category::Characters, "tifa", &p, true);
@@ -1796,8 +1918,12 @@ mod tests {
         assert!(m.get("character").is_none());
         assert!(prefs_from_form(Category::Styles, &f(&[("width", "wide")])).is_err());
         // A detailer's action slot.
-        let (p, _) = prefs_from_form(Category::Detailers, &f(&[("slot_actions", "sitting")])).unwrap();
-        assert_eq!(request_of(Category::Detailers, "d", &p, true)["with"], json!({"actions": "sitting"}));
+        let (p, _) =
+            prefs_from_form(Category::Detailers, &f(&[("slot_actions", "sitting")])).unwrap();
+        assert_eq!(
+            request_of(Category::Detailers, "d", &p, true)["with"],
+            json!({"actions": "sitting"})
+        );
     }
 
     #[test]

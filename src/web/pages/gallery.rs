@@ -47,8 +47,10 @@ pub type Cache = Mutex<HashMap<Category, Arc<Index>>>;
 /// Whether a document carries the `"nsfw"` tag.
 pub fn is_nsfw(v: &Value) -> bool {
     v.get("tags").and_then(Value::as_array).is_some_and(|a| {
-        a.iter()
-            .any(|t| t.as_str().is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw")))
+        a.iter().any(|t| {
+            t.as_str()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw"))
+        })
     })
 }
 
@@ -185,7 +187,11 @@ fn last_generated(lib: &Library, c: Category) -> HashMap<&str, u64> {
 
 /// The rows a view shows, in order, and the total before paging.
 pub fn select<'i>(lib: &Library, c: Category, idx: &'i Index, v: &View) -> (Vec<&'i Row>, usize) {
-    let terms: Vec<String> = v.q.to_lowercase().split_whitespace().map(String::from).collect();
+    let terms: Vec<String> =
+        v.q.to_lowercase()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
     let mut rows: Vec<&Row> = idx
         .rows
         .iter()
@@ -203,7 +209,9 @@ pub fn select<'i>(lib: &Library, c: Category, idx: &'i Index, v: &View) -> (Vec<
         "edited" => rows.sort_by_key(|r| std::cmp::Reverse(r.version)),
         "generated" => {
             let when = last_generated(lib, c);
-            rows.sort_by_key(|r| std::cmp::Reverse(when.get(r.slug.as_str()).copied().unwrap_or(0)));
+            rows.sort_by_key(|r| {
+                std::cmp::Reverse(when.get(r.slug.as_str()).copied().unwrap_or(0))
+            });
         }
         _ => {}
     }
@@ -252,7 +260,11 @@ pub fn gallery_body(s: &AppState, c: Category, q: &HashMap<String, String>) -> M
         format!("/{}?{query}", d.key)
     };
     let here = if v.page > 1 {
-        format!("{base}{}page={}", if query.is_empty() { '?' } else { '&' }, v.page)
+        format!(
+            "{base}{}page={}",
+            if query.is_empty() { '?' } else { '&' },
+            v.page
+        )
     } else {
         base.clone()
     };
@@ -372,7 +384,15 @@ pub fn gallery_body(s: &AppState, c: Category, q: &HashMap<String, String>) -> M
 }
 
 /// One card.
-fn card(s: &AppState, lib: &Library, c: Category, e: &Entry, r: &Row, nsfw: &str, back: &str) -> Markup {
+fn card(
+    s: &AppState,
+    lib: &Library,
+    c: Category,
+    e: &Entry,
+    r: &Row,
+    nsfw: &str,
+    back: &str,
+) -> Markup {
     let d = c.desc();
     let href = format!("/{}/{}", d.singular, e.slug);
     let v = e.value();
@@ -443,7 +463,9 @@ pub fn fact_markup(lib: &Library, fact: &Fact, v: &Value) -> Markup {
             }
         }
         Fact::Text(label, path) => match text_at(v, path) {
-            Some(t) => html! { div.text-truncate.text-body-secondary title=(t) { (label) ": " (t) } },
+            Some(t) => {
+                html! { div.text-truncate.text-body-secondary title=(t) { (label) ": " (t) } }
+            }
             None => html! {},
         },
         Fact::Link(label, path, cat) => match text_at(v, path) {
@@ -453,7 +475,9 @@ pub fn fact_markup(lib: &Library, fact: &Fact, v: &Value) -> Markup {
                     Some(e) => html! {
                         div.text-truncate { (label) ": " a.position-relative href={ "/" (cat.desc().singular) "/" (slug) } { (e.name) } }
                     },
-                    None => html! { div.text-truncate.text-warning { (label) ": " (id) " (missing)" } },
+                    None => {
+                        html! { div.text-truncate.text-warning { (label) ": " (id) " (missing)" } }
+                    }
                 }
             }
             Some(_) => html! { div.text-truncate.text-body-secondary { (label) ": random" } },
@@ -502,7 +526,10 @@ pub async fn generate_missing(
                 .map(|(id, slug, name)| json!({"job_id": id, "slug": slug, "name": name}))
                 .collect();
             (
-                format!("Queued {} cover job(s); covers appear as they finish", jobs.len()),
+                format!(
+                    "Queued {} cover job(s); covers appear as they finish",
+                    jobs.len()
+                ),
                 json!({"batch": batch, "jobs": list}),
             )
         })
@@ -560,10 +587,11 @@ pub async fn favourite(
     axum::Form(f): FormPairs,
 ) -> Response {
     let on = field(&f, "on") != Some("0");
-    let back = safe_back(
-        field(&f, "back"),
-        &format!("/{}#card-{slug}", c.key()),
-    );
+    let mut back = safe_back(field(&f, "back"), &format!("/{}", c.key()));
+    if !back.contains('#') {
+        // Back to the card, not the top of the gallery.
+        back.push_str(&format!("#card-{slug}"));
+    }
     let r = run(
         &s,
         Command::SetFavourite {
@@ -597,29 +625,60 @@ mod tests {
     fn views_parse_with_defaults_and_refuse_odd_values() {
         let v = View::from_query(&q(&[]), "blur");
         assert_eq!(
-            (v.cover.as_str(), v.sort.as_str(), v.nsfw.as_str(), v.page, v.per),
+            (
+                v.cover.as_str(),
+                v.sort.as_str(),
+                v.nsfw.as_str(),
+                v.page,
+                v.per
+            ),
             ("any", "fav", "blur", 1, 60)
         );
         let v = View::from_query(
-            &q(&[("cover", "no"), ("sort", "edited"), ("page", "3"), ("per", "120"), ("fav", "1"), ("q", " Tifa ")]),
+            &q(&[
+                ("cover", "no"),
+                ("sort", "edited"),
+                ("page", "3"),
+                ("per", "120"),
+                ("fav", "1"),
+                ("q", " Tifa "),
+            ]),
             "show",
         );
-        assert_eq!((v.cover.as_str(), v.sort.as_str(), v.page, v.per), ("no", "edited", 3, 120));
+        assert_eq!(
+            (v.cover.as_str(), v.sort.as_str(), v.page, v.per),
+            ("no", "edited", 3, 120)
+        );
         assert!(v.favourites_only);
         assert_eq!(v.q, "Tifa");
         let odd = View::from_query(
-            &q(&[("cover", "maybe"), ("sort", "x"), ("page", "0"), ("per", "7"), ("nsfw", "peek")]),
+            &q(&[
+                ("cover", "maybe"),
+                ("sort", "x"),
+                ("page", "0"),
+                ("per", "7"),
+                ("nsfw", "peek"),
+            ]),
             "hide",
         );
         assert_eq!(
-            (odd.cover.as_str(), odd.sort.as_str(), odd.page, odd.per, odd.nsfw.as_str()),
+            (
+                odd.cover.as_str(),
+                odd.sort.as_str(),
+                odd.page,
+                odd.per,
+                odd.nsfw.as_str()
+            ),
             ("any", "fav", 1, 60, "hide")
         );
     }
 
     #[test]
     fn view_queries_round_trip_without_defaults() {
-        let v = View::from_query(&q(&[("q", "a b&c"), ("cover", "yes"), ("sort", "name")]), "blur");
+        let v = View::from_query(
+            &q(&[("q", "a b&c"), ("cover", "yes"), ("sort", "name")]),
+            "blur",
+        );
         assert_eq!(v.query("blur"), "q=a%20b%26c&cover=yes&sort=name");
         let back: HashMap<String, String> = v
             .query("blur")
@@ -665,8 +724,14 @@ mod tests {
         let base = View::from_query(&q(&[("sort", "name")]), "show");
         let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
             (vec![], vec!["alpha", "beta", "gamma", "delta"]),
-            (vec![("sort", "fav")], vec!["beta", "alpha", "gamma", "delta"]),
-            (vec![("sort", "edited")], vec!["beta", "gamma", "alpha", "delta"]),
+            (
+                vec![("sort", "fav")],
+                vec!["beta", "alpha", "gamma", "delta"],
+            ),
+            (
+                vec![("sort", "edited")],
+                vec!["beta", "gamma", "alpha", "delta"],
+            ),
             (vec![("q", "maid")], vec!["alpha", "gamma"]),
             (vec![("q", "final fan")], vec!["beta"]),
             (vec![("q", "MAID gam")], vec!["gamma"]),
@@ -674,7 +739,10 @@ mod tests {
             (vec![("cover", "yes")], vec!["alpha", "gamma"]),
             (vec![("fav", "1")], vec!["beta"]),
             (vec![("nsfw", "hide")], vec!["alpha", "beta", "delta"]),
-            (vec![("nsfw", "blur")], vec!["alpha", "beta", "gamma", "delta"]),
+            (
+                vec![("nsfw", "blur")],
+                vec!["alpha", "beta", "gamma", "delta"],
+            ),
             (vec![("q", "nothing")], vec![]),
         ];
         for (extra, want) in cases {
@@ -689,7 +757,10 @@ mod tests {
         paged.per = 30;
         paged.page = 2;
         assert_eq!(select(&lib, Category::Characters, &idx, &paged).1, 4);
-        assert!(slugs(&paged).is_empty(), "page 2 of 1 is empty, not a panic");
+        assert!(
+            slugs(&paged).is_empty(),
+            "page 2 of 1 is empty, not a panic"
+        );
     }
 
     #[test]

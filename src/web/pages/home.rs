@@ -108,7 +108,10 @@ pub async fn home(State(s): State<AppState>, Query(q): Query<HashMap<String, Str
 }
 
 /// Runs a rescan and says what it found.
-async fn rescan(s: &AppState, cats: Vec<Category>) -> Result<(String, serde_json::Value), (axum::http::StatusCode, String)> {
+async fn rescan(
+    s: &AppState,
+    cats: Vec<Category>,
+) -> Result<(String, serde_json::Value), (axum::http::StatusCode, String)> {
     let before: HashSet<(Category, String)> = {
         let lib = s.handle.library();
         cats.iter()

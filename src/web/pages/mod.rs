@@ -30,10 +30,16 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(gallery::characters_home))
         .route("/library", get(home::home))
         .route("/rescan", post(home::rescan_all))
-        .route("/create", get(edit::create_character_form).post(edit::create_character))
+        .route(
+            "/create",
+            get(edit::create_character_form).post(edit::create_character),
+        )
         .route("/set_default_checkpoint", post(set_default_checkpoint))
         .route("/generate_missing", post(gallery::generate_missing))
-        .route("/clear_all_covers", post(gallery::clear_all_character_covers))
+        .route(
+            "/clear_all_covers",
+            post(gallery::clear_all_character_covers),
+        )
         .route("/preferences/global", post(global_preferences))
         .route(
             "/resource/{category}/{slug}/delete",
@@ -121,10 +127,7 @@ pub fn routes() -> Router<AppState> {
                 post(move |s, p, h, f| entry::save_preset(s, c, p, h, f)),
             );
         if c == Category::Characters {
-            r = r.route(
-                "/character/{slug}/outfit/{op}",
-                post(entry::outfit_op),
-            );
+            r = r.route("/character/{slug}/outfit/{op}", post(entry::outfit_op));
         }
     }
     r.fallback(not_found)
@@ -290,7 +293,10 @@ pub fn failed(e: crate::handle::ExecError) -> (StatusCode, String) {
 }
 
 /// Runs a command from a page.
-pub async fn run(s: &AppState, cmd: Command) -> Result<crate::handle::Outcome, (StatusCode, String)> {
+pub async fn run(
+    s: &AppState,
+    cmd: Command,
+) -> Result<crate::handle::Outcome, (StatusCode, String)> {
     s.handle
         .run(Origin::Web, Request::Command(cmd))
         .await
