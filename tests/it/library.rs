@@ -126,13 +126,15 @@ async fn create_edit_clone_and_delete_write_files_and_keep_history() {
     assert_eq!(
         kinds,
         [
+            "workflow_synced",
             "document_created",
             "document_edited",
             "document_created",
             "document_deleted"
         ]
     );
-    assert_eq!(ev["events"][0]["origin"], "web");
+    assert_eq!(ev["events"][0]["origin"], "startup");
+    assert_eq!(ev["events"][1]["origin"], "web");
     assert_eq!(ev["events"][1]["slug"], "red_dress");
 }
 

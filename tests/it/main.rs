@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod comfy;
 mod crash;
 mod engine;
@@ -14,4 +15,5 @@ mod library;
 mod pages;
 mod replay;
 mod sync;
+mod template;
 mod tidy;

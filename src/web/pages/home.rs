@@ -158,6 +158,10 @@ async fn rescan(
 }
 
 pub async fn rescan_all(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    // The global rescan also reads the workflow template file again.
+    if let Err(e) = s.handle.run(Origin::Web, Request::SyncWorkflow).await {
+        return finish(&headers, "/library", Err(super::failed(e)));
+    }
     let r = rescan(&s, Category::ALL.to_vec()).await;
     finish(&headers, "/library", r)
 }
