@@ -86,13 +86,13 @@
     if (!t.matches || !t.matches('[data-autosubmit]') || !t.form) return;
     var f = t.form;
     if (f.matches('[data-prefs-form]')) {
-      post(f.action, formData(f)).then(function (r) {
+      post(f.getAttribute('action'), formData(f)).then(function (r) {
         if (!r.ok) { flash((r.data && r.data.error) || 'Could not save', false); return; }
         if (t.name === 'theme') root.setAttribute('data-bs-theme', t.value);
         else location.reload();
       });
     } else if (f.matches('[data-checkpoint-form]')) {
-      post(f.action, formData(f)).then(function (r) {
+      post(f.getAttribute('action'), formData(f)).then(function (r) {
         flash(r.ok ? r.data.message : (r.data.error || 'Could not set the checkpoint'), r.ok);
       });
     } else if (f.requestSubmit) {

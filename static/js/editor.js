@@ -33,7 +33,7 @@
   form.addEventListener('submit', function (e) {
     e.preventDefault();
     if (!check()) { area.focus(); return; }
-    g.post(form.action, g.formData(form)).then(function (r) {
+    g.post(form.getAttribute('action'), g.formData(form)).then(function (r) {
       if (!r.ok) { show((r.data && r.data.error) || 'Not saved'); area.focus(); return; }
       show('');
       g.flash(r.data.message || 'Saved', true);

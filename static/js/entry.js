@@ -160,9 +160,9 @@
     if (b.hasAttribute('data-generate')) {
       e.preventDefault();
       b.disabled = true;
-      g.post(form.action, g.formData(form, b)).then(function (r) {
+      g.post(form.getAttribute('action'), g.formData(form, b)).then(function (r) {
         b.disabled = false;
-        if (!r.ok) { g.flash((r.data && r.data.error) || 'Could not queue the job', false); return; }
+        if (!r.ok) { g.flash((r.data && r.data.error) || ('Could not queue the job (HTTP ' + r.status + ')'), false); return; }
         track(r.data.job_id);
         panel.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
       });
@@ -183,7 +183,7 @@
   document.querySelectorAll('form[data-endless-stop]').forEach(function (f) {
     f.addEventListener('submit', function (e) {
       e.preventDefault();
-      g.post(f.action, g.formData(f)).then(function (r) {
+      g.post(f.getAttribute('action'), g.formData(f)).then(function (r) {
         if (!r.ok) { g.flash((r.data && r.data.error) || 'Could not stop', false); return; }
         location.reload();
       });
@@ -194,7 +194,7 @@
   if (rc) {
     rc.addEventListener('submit', function (e) {
       e.preventDefault();
-      g.post(rc.action, g.formData(rc)).then(function (r) {
+      g.post(rc.getAttribute('action'), g.formData(rc)).then(function (r) {
         if (!r.ok) { g.flash((r.data && r.data.error) || 'Could not replace the cover', false); return; }
         setCover(r.data.thumb, r.data.cover);
         g.flash(r.data.message, true);

@@ -10,7 +10,7 @@
       e.preventDefault();
       var input = form.querySelector('input[name="on"]');
       var btn = form.querySelector('button');
-      g.post(form.action, g.formData(form)).then(function (r) {
+      g.post(form.getAttribute('action'), g.formData(form)).then(function (r) {
         if (!r.ok) { g.flash((r.data && r.data.error) || 'Could not star', false); return; }
         var on = !!r.data.on;
         input.value = on ? '0' : '1';
@@ -52,7 +52,7 @@
       e.preventDefault();
       var btn = form.querySelector('button');
       btn.disabled = true;
-      g.post(form.action, g.formData(form)).then(function (r) {
+      g.post(form.getAttribute('action'), g.formData(form)).then(function (r) {
         if (!r.ok) { btn.disabled = false; g.flash((r.data && r.data.error) || 'Could not queue', false); return; }
         var jobs = r.data.jobs || [];
         panel.classList.remove('d-none');

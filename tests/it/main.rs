@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod browser_library;
 mod cli;
 mod comfy;
 mod crash;
