@@ -243,10 +243,8 @@ fn pref_values(c: Category, p: &Prefs) -> Vec<(String, Value)> {
         v.push(("fields".into(), json!(f)));
     }
     if c.desc().character_selector {
-        v.push((
-            "character".into(),
-            json!(p.character.clone().filter(|x| !x.is_empty())),
-        ));
+        // "" is "no character" (kept, so the page shows it again); null is the default.
+        v.push(("character".into(), json!(p.character)));
     }
     if c.desc().page_slots.contains(&Category::Actions) {
         v.push(("action".into(), json!(p.action)));
