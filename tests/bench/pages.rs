@@ -25,7 +25,16 @@ fn write_characters(data: &Path, n: usize) {
 /// The sample library's other categories (checkpoints for the selectors, looks, …).
 fn copy_samples(data: &Path) {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
-    for d in ["looks", "clothing", "actions", "styles", "scenes", "detailers", "checkpoints", "presets"] {
+    for d in [
+        "looks",
+        "clothing",
+        "actions",
+        "styles",
+        "scenes",
+        "detailers",
+        "checkpoints",
+        "presets",
+    ] {
         let to = data.join(d);
         std::fs::create_dir_all(&to).unwrap();
         for e in std::fs::read_dir(sample.join(d)).unwrap().flatten() {
@@ -68,7 +77,8 @@ fn main() {
     let data = tmp.path().join("data");
     write_characters(&data, 10_000);
     copy_samples(&data);
-    let (mut child, url, took) = common::spawn_gaze(tmp.path(), &data, &["--comfy", "http://127.0.0.1:9"]);
+    let (mut child, url, took) =
+        common::spawn_gaze(tmp.path(), &data, &["--comfy", "http://127.0.0.1:9"]);
     println!(
         "pages with 10,000 characters (binary {}; start-up {:.1} s)",
         common::gaze_exe().display(),
@@ -83,14 +93,31 @@ fn main() {
         let http = reqwest::Client::new();
         // The first gallery request builds the search index of the shelf.
         let t = Instant::now();
-        http.get(format!("{url}/")).send().await.unwrap().bytes().await.unwrap();
-        println!("  first gallery page (index built): {:.1} ms", ms(t.elapsed()));
+        http.get(format!("{url}/"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        println!(
+            "  first gallery page (index built): {:.1} ms",
+            ms(t.elapsed())
+        );
         let slug = "synth_character_004242";
         let pages: [(&str, String, bool); 8] = [
             ("gallery, page 1 of 167 (60 cards)", format!("{url}/"), true),
             ("gallery, page 100", format!("{url}/?page=100"), true),
-            ("gallery, search 'character 12'", format!("{url}/?q=character+12"), true),
-            ("gallery, recently edited", format!("{url}/?sort=edited&page=7"), true),
+            (
+                "gallery, search 'character 12'",
+                format!("{url}/?q=character+12"),
+                true,
+            ),
+            (
+                "gallery, recently edited",
+                format!("{url}/?sort=edited&page=7"),
+                true,
+            ),
             ("gallery, 240 per page", format!("{url}/?per=240"), false),
             ("entry page", format!("{url}/character/{slug}"), true),
             ("edit form", format!("{url}/character/{slug}/edit"), false),
@@ -114,7 +141,14 @@ fn main() {
         }
         // A change to the shelf (a star) makes the next gallery request rebuild the index.
         let token = {
-            let page = http.get(format!("{url}/library")).send().await.unwrap().text().await.unwrap();
+            let page = http
+                .get(format!("{url}/library"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             let i = page.find("name=\"csrf-token\" content=\"").unwrap() + 27;
             page[i..i + 64].to_string()
         };
@@ -128,7 +162,13 @@ fn main() {
                 .await
                 .unwrap();
             let t = Instant::now();
-            http.get(format!("{url}/")).send().await.unwrap().bytes().await.unwrap();
+            http.get(format!("{url}/"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             rebuild.push(t.elapsed());
         }
         rebuild.sort();

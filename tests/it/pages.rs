@@ -950,3 +950,26 @@ async fn entry_page_actions_wardrobe_presets_covers_and_generation_without_javas
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
 }
+
+#[tokio::test]
+async fn the_checkpoint_editor_offers_the_samplers_comfyui_has() {
+    let standin = crate::jobs::comfy(50).await;
+    let g = Gaze::start(Some(&sample_data()), &["--comfy", &standin.url()]);
+    let b = Browser::new(&g).await;
+    let ck = first_slug(&g, Category::Checkpoints).await.0;
+    // `res_multistep` is in ComfyUI 0.3.64's list but not in the fallback one.
+    let ok = crate::support::app::eventually(std::time::Duration::from_secs(15), || async {
+        b.get(&format!("/checkpoint/{ck}/edit"))
+            .await
+            .count("select[name='f:sampler_name'] option[value=res_multistep]")
+            == 1
+    })
+    .await;
+    assert!(ok, "the backend's sampler list reaches the form");
+    let page = b.get("/").await;
+    assert_eq!(
+        page.count("#backend-dots .status-dot.ok"),
+        1,
+        "the backend dot is green"
+    );
+}

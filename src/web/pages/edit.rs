@@ -455,7 +455,7 @@ fn input_for(
                         Kind::Sampler | Kind::Scheduler => {
                             @let list = if fl.kind == Kind::Sampler { &cx.samplers.0 } else { &cx.samplers.1 };
                             select.form-select.form-select-sm id=(id) name=(name) {
-                                @if !list.iter().any(|x| *x == value) && !value.is_empty() {
+                                @if !list.contains(&value) && !value.is_empty() {
                                     option value=(value) selected { (value) " (not offered by ComfyUI)" }
                                 }
                                 @for x in list {

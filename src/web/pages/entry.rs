@@ -329,8 +329,12 @@ fn endless_here(lib: &Library, c: Category, slug: &str) -> Vec<u128> {
         .collect()
 }
 
-/// The wardrobe of a character: (outfit name → fields) in file order, or the flat legacy map.
-fn outfits(v: &Value) -> (Vec<(String, Map<String, Value>)>, bool) {
+/// Outfits by name, in file order.
+type Outfits = Vec<(String, Map<String, Value>)>;
+
+/// The wardrobe of a character: (outfit name → fields) in file order, or the flat legacy map
+/// as `default`; and whether it is the nested format.
+fn outfits(v: &Value) -> (Outfits, bool) {
     let Some(w) = v.get("wardrobe").and_then(Value::as_object) else {
         return (Vec::new(), false);
     };

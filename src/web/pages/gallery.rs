@@ -722,7 +722,8 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let base = View::from_query(&q(&[("sort", "name")]), "show");
-        let cases: Vec<(Vec<(&str, &str)>, Vec<&str>)> = vec![
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             (vec![], vec!["alpha", "beta", "gamma", "delta"]),
             (
                 vec![("sort", "fav")],

@@ -109,7 +109,7 @@ fn checkpoint_form(s: &AppState, lib: &Library) -> Markup {
         .values()
         .map(|e| (e.id.as_str(), e.name.as_str()))
         .collect();
-    list.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+    list.sort_by_key(|a| a.1.to_lowercase());
     let more = list.len() > 100;
     list.truncate(100);
     if let Some(c) = &current
