@@ -90,6 +90,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    pages::gallery::warm(&state);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

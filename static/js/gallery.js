@@ -5,23 +5,24 @@
   var g = window.gaze;
   if (!g) return;
 
-  document.querySelectorAll('form[data-favourite]').forEach(function (form) {
-    form.addEventListener('submit', function (e) {
+  // Stars: every card's button submits the one shared form to its own URL.
+  var favForm = document.querySelector('form[data-fav-form]');
+  if (favForm) {
+    favForm.addEventListener('submit', function (e) {
+      var btn = e.submitter;
+      if (!btn) return;
       e.preventDefault();
-      var input = form.querySelector('input[name="on"]');
-      var btn = form.querySelector('button');
-      g.post(form.getAttribute('action'), g.formData(form)).then(function (r) {
+      g.post(btn.getAttribute('formaction'), g.formData(favForm, btn)).then(function (r) {
         if (!r.ok) { g.flash((r.data && r.data.error) || 'Could not star', false); return; }
         var on = !!r.data.on;
-        input.value = on ? '0' : '1';
+        btn.value = on ? '0' : '1';
         btn.classList.toggle('on', on);
         btn.setAttribute('aria-pressed', on ? 'true' : 'false');
         btn.title = on ? 'Unstar' : 'Star';
-        btn.textContent = btn.textContent.indexOf('Star') >= 0
-          ? (on ? '★ Starred' : '☆ Star') : (on ? '★' : '☆');
+        btn.textContent = on ? '★' : '☆';
       });
     });
-  });
+  }
 
   var panel = document.getElementById('missing-progress');
   var rows = {};

@@ -118,7 +118,7 @@ fn main() {
                 format!("{url}/?sort=edited&page=7"),
                 true,
             ),
-            ("gallery, 240 per page", format!("{url}/?per=240"), false),
+            ("gallery, 120 per page", format!("{url}/?per=120"), false),
             ("entry page", format!("{url}/character/{slug}"), true),
             ("edit form", format!("{url}/character/{slug}/edit"), false),
             ("/library", format!("{url}/library"), false),

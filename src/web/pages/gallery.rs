@@ -38,7 +38,9 @@ pub struct Row {
 #[derive(Debug)]
 pub struct Index {
     pub generation: u64,
-    pub rows: Vec<Row>,
+    pub rows: Vec<Arc<Row>>,
+    /// The same rows by slug, so the next build reuses those of unchanged entries.
+    by_slug: HashMap<String, Arc<Row>>,
 }
 
 /// Cached indexes, one per category.
@@ -47,42 +49,52 @@ pub type Cache = Mutex<HashMap<Category, Arc<Index>>>;
 /// Whether a document carries the `"nsfw"` tag.
 pub fn is_nsfw(v: &Value) -> bool {
     v.get("tags").and_then(Value::as_array).is_some_and(|a| {
-        a.iter().any(|t| {
-            t.as_str()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw"))
-        })
+        a.iter()
+            .any(|t| t.as_str().is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw")))
     })
 }
 
-fn build(lib: &Library, c: Category) -> Index {
+fn row(e: &Entry) -> Row {
+    let v = e.value();
+    let mut hay = format!("{} {} {}", e.name, e.id, e.slug).to_lowercase();
+    if let Some(tags) = v.get("tags").and_then(Value::as_array) {
+        for t in tags.iter().filter_map(Value::as_str) {
+            hay.push(' ');
+            hay.push_str(&t.to_lowercase());
+        }
+    }
+    Row {
+        slug: e.slug.clone(),
+        sort_name: e.name.to_lowercase(),
+        hay,
+        cover: e.cover.is_some(),
+        favourite: e.favourite,
+        nsfw: is_nsfw(&v),
+        version: e.version,
+    }
+}
+
+/// Builds a shelf's index, reusing the rows of `old` for entries that did not change.
+fn build(lib: &Library, c: Category, old: Option<&Index>) -> Index {
     let shelf = lib.shelf(c);
-    let mut rows: Vec<Row> = shelf
-        .docs
-        .values()
-        .map(|e| {
-            let v = e.value();
-            let mut hay = format!("{} {} {}", e.name, e.id, e.slug).to_lowercase();
-            if let Some(tags) = v.get("tags").and_then(Value::as_array) {
-                for t in tags.iter().filter_map(Value::as_str) {
-                    hay.push(' ');
-                    hay.push_str(&t.to_lowercase());
-                }
-            }
-            Row {
-                slug: e.slug.clone(),
-                sort_name: e.name.to_lowercase(),
-                hay,
-                cover: e.cover.is_some(),
-                favourite: e.favourite,
-                nsfw: is_nsfw(&v),
-                version: e.version,
-            }
-        })
-        .collect();
-    rows.sort_by(|a, b| a.sort_name.cmp(&b.sort_name).then(a.slug.cmp(&b.slug)));
+    let mut by_slug = HashMap::with_capacity(shelf.docs.len());
+    let mut rows: Vec<Arc<Row>> = Vec::with_capacity(shelf.docs.len());
+    for e in shelf.docs.values() {
+        let reused = old.and_then(|o| o.by_slug.get(&e.slug)).filter(|r| {
+            r.version == e.version && r.favourite == e.favourite && r.cover == e.cover.is_some()
+        });
+        let r = match reused {
+            Some(r) => r.clone(),
+            None => Arc::new(row(e)),
+        };
+        by_slug.insert(e.slug.clone(), r.clone());
+        rows.push(r);
+    }
+    rows.sort_unstable_by(|a, b| a.sort_name.cmp(&b.sort_name).then(a.slug.cmp(&b.slug)));
     Index {
         generation: shelf.generation,
         rows,
+        by_slug,
     }
 }
 
@@ -90,14 +102,27 @@ fn build(lib: &Library, c: Category) -> Index {
 pub fn index(s: &AppState, lib: &Library, c: Category) -> Arc<Index> {
     let generation = lib.shelf(c).generation;
     let mut cache = s.gallery.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(i) = cache.get(&c)
+    let old = cache.get(&c).cloned();
+    if let Some(i) = &old
         && i.generation == generation
     {
         return i.clone();
     }
-    let i = Arc::new(build(lib, c));
+    let i = Arc::new(build(lib, c, old.as_deref()));
     cache.insert(c, i.clone());
     i
+}
+
+/// Builds every gallery's index on a blocking thread (at start-up), so the first visit to a
+/// large gallery does not pay for reading every document.
+pub fn warm(s: &AppState) {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || {
+        for c in Category::ALL {
+            let lib = s.handle.library();
+            index(&s, &lib, c);
+        }
+    });
 }
 
 /// What the gallery's controls ask for.
@@ -115,7 +140,8 @@ pub struct View {
     pub per: usize,
 }
 
-pub const PER_PAGE: [usize; 4] = [30, 60, 120, 240];
+/// Page sizes offered; the largest keeps a page under 150 KB of HTML.
+pub const PER_PAGE: [usize; 3] = [30, 60, 120];
 
 impl View {
     pub fn from_query(q: &HashMap<String, String>, nsfw_default: &str) -> View {
@@ -186,7 +212,12 @@ fn last_generated(lib: &Library, c: Category) -> HashMap<&str, u64> {
 }
 
 /// The rows a view shows, in order, and the total before paging.
-pub fn select<'i>(lib: &Library, c: Category, idx: &'i Index, v: &View) -> (Vec<&'i Row>, usize) {
+pub fn select<'i>(
+    lib: &Library,
+    c: Category,
+    idx: &'i Index,
+    v: &View,
+) -> (Vec<&'i Row>, usize) {
     let terms: Vec<String> =
         v.q.to_lowercase()
             .split_whitespace()
@@ -195,6 +226,7 @@ pub fn select<'i>(lib: &Library, c: Category, idx: &'i Index, v: &View) -> (Vec<
     let mut rows: Vec<&Row> = idx
         .rows
         .iter()
+        .map(|r| &**r)
         .filter(|r| terms.iter().all(|t| r.hay.contains(t.as_str())))
         .filter(|r| match v.cover.as_str() {
             "yes" => r.cover,
@@ -372,10 +404,16 @@ pub fn gallery_body(s: &AppState, c: Category, q: &HashMap<String, String>) -> M
                 }
             }
         }
+        // One form for every card's star (each button names its own URL), so a card carries no
+        // token of its own.
+        form #fav-form method="post" action={ "/" (d.key) } data-fav-form {
+            (csrf_field(s))
+            input type="hidden" name="back" value=(here);
+        }
         div.row.row-cols-2.row-cols-sm-3.row-cols-md-4.row-cols-lg-5.row-cols-xl-6.g-3.gallery-grid {
             @for r in &rows {
                 @if let Some(e) = lib.get(c, &r.slug) {
-                    (card(s, &lib, c, e, r, &v.nsfw, &here))
+                    (card(&lib, c, e, r, &v.nsfw))
                 }
             }
         }
@@ -384,15 +422,7 @@ pub fn gallery_body(s: &AppState, c: Category, q: &HashMap<String, String>) -> M
 }
 
 /// One card.
-fn card(
-    s: &AppState,
-    lib: &Library,
-    c: Category,
-    e: &Entry,
-    r: &Row,
-    nsfw: &str,
-    back: &str,
-) -> Markup {
+fn card(lib: &Library, c: Category, e: &Entry, r: &Row, nsfw: &str) -> Markup {
     let d = c.desc();
     let href = format!("/{}/{}", d.singular, e.slug);
     let v = e.value();
@@ -413,14 +443,10 @@ fn card(
                     // The history helper fills this in when a cover is older than its entry.
                     span.stale-slot data-stale-slot=(format!("{}/{}", c.key(), e.slug)) {}
                 }
-                form.fav-form method="post" action={ (href) "/favourite" } data-favourite {
-                    (csrf_field(s))
-                    input type="hidden" name="on" value=(if e.favourite { "0" } else { "1" });
-                    input type="hidden" name="back" value={ (back) "#card-" (e.slug) };
-                    button.btn.btn-sm.fav-btn.on[e.favourite] type="submit" aria-pressed=(e.favourite)
-                        aria-label={ "Favourite: " (e.name) } title=(if e.favourite { "Unstar" } else { "Star" }) {
-                        (if e.favourite { "★" } else { "☆" })
-                    }
+                button.btn.btn-sm.fav-btn.on[e.favourite] type="submit" form="fav-form" formaction={ (href) "/favourite" }
+                    name="on" value=(if e.favourite { "0" } else { "1" }) aria-pressed=(e.favourite)
+                    aria-label={ "Favourite: " (e.name) } title=(if e.favourite { "Unstar" } else { "Star" }) {
+                    (if e.favourite { "★" } else { "☆" })
                 }
                 div.card-body.p-2 {
                     h2.h6.card-title.mb-1.text-truncate { a.stretched-link-ish href=(href) title=(e.name) { (e.name) } }
@@ -712,7 +738,11 @@ mod tests {
                 row("beta", false, true, false, 9, "final fantasy"),
                 row("gamma", true, false, true, 7, "nsfw maid"),
                 row("delta", false, false, false, 1, ""),
-            ],
+            ]
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
+            by_slug: HashMap::new(),
         };
         let slugs = |v: &View| {
             select(&lib, Category::Characters, &idx, v)
