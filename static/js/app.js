@@ -64,6 +64,16 @@
     return '/thumb/' + width + '/' + p;
   }
 
+  // An entry page's image whose thumbnail cannot be had falls back to the image itself
+  // (galleries never do: they only ever load thumbnails).
+  document.addEventListener('error', function (e) {
+    var img = e.target;
+    if (img && img.tagName === 'IMG' && img.dataset.full && !img.dataset.fellBack) {
+      img.dataset.fellBack = '1';
+      img.src = img.dataset.full;
+    }
+  }, true);
+
   window.gaze = { csrf: csrf, post: post, formData: formData, flash: flash, thumb: thumb };
 
   // Flash messages arrive in the query string; keep the address clean once shown.

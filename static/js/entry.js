@@ -69,6 +69,7 @@
       var img = document.createElement('img');
       img.className = 'img-fluid rounded result-img';
       img.alt = 'Generated image';
+      img.dataset.full = src;
       img.src = g.thumb(src, 512);
       a.appendChild(img);
       box.appendChild(a);
@@ -84,6 +85,7 @@
     img.id = 'preview-img';
     img.className = 'img-fluid rounded entry-img';
     img.alt = 'Latest preview';
+    img.dataset.full = src;
     img.src = g.thumb(src, 512);
     a.appendChild(img);
     var holder = old.closest('a') || old;
@@ -102,6 +104,7 @@
     img.id = 'cover-img';
     img.className = 'img-fluid rounded entry-img';
     img.alt = 'Cover';
+    img.dataset.full = full;
     img.src = thumbUrl;
     a.appendChild(img);
     var holder = old.closest('a') || old;

@@ -523,7 +523,7 @@ fn images(
                 div.row.g-2.images {
                     figure.col-6.mb-0 {
                         @if let Some(cover) = &e.cover {
-                            a href=(full_url(cover)) { img.img-fluid.rounded.entry-img #cover-img src=(thumb_url(cover, 512)) alt={ "Cover of " (e.name) }; }
+                            a href=(full_url(cover)) { img.img-fluid.rounded.entry-img #cover-img src=(thumb_url(cover, 512)) data-full=(full_url(cover)) alt={ "Cover of " (e.name) }; }
                         } @else {
                             div.placeholder-thumb.rounded.entry-img #cover-img { span { "No cover" } }
                         }
@@ -531,7 +531,7 @@ fn images(
                     }
                     figure.col-6.mb-0 #preview-figure {
                         @if let Some((_, img)) = preview {
-                            a href=(full_url(img)) { img.img-fluid.rounded.entry-img #preview-img src=(thumb_url(img, 512)) alt={ "Latest preview of " (e.name) }; }
+                            a href=(full_url(img)) { img.img-fluid.rounded.entry-img #preview-img src=(thumb_url(img, 512)) data-full=(full_url(img)) alt={ "Latest preview of " (e.name) }; }
                         } @else {
                             div.placeholder-thumb.rounded.entry-img #preview-img { span { "No preview yet" } }
                         }
@@ -823,7 +823,7 @@ fn job_panel(s: &AppState, lib: &Library, job: Option<u128>, base: &str) -> Mark
                 div #job-result.mt-2 {
                     @if let Some(j) = j.filter(|j| j.state == JobState::Succeeded) {
                         @for img in &j.images {
-                            a href=(full_url(img)) { img.img-fluid.rounded.result-img src=(thumb_url(img, 512)) alt="Generated image"; }
+                            a href=(full_url(img)) { img.img-fluid.rounded.result-img src=(thumb_url(img, 512)) data-full=(full_url(img)) alt="Generated image"; }
                         }
                     }
                 }

@@ -49,8 +49,10 @@ pub type Cache = Mutex<HashMap<Category, Arc<Index>>>;
 /// Whether a document carries the `"nsfw"` tag.
 pub fn is_nsfw(v: &Value) -> bool {
     v.get("tags").and_then(Value::as_array).is_some_and(|a| {
-        a.iter()
-            .any(|t| t.as_str().is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw")))
+        a.iter().any(|t| {
+            t.as_str()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("nsfw"))
+        })
     })
 }
 
@@ -212,12 +214,7 @@ fn last_generated(lib: &Library, c: Category) -> HashMap<&str, u64> {
 }
 
 /// The rows a view shows, in order, and the total before paging.
-pub fn select<'i>(
-    lib: &Library,
-    c: Category,
-    idx: &'i Index,
-    v: &View,
-) -> (Vec<&'i Row>, usize) {
+pub fn select<'i>(lib: &Library, c: Category, idx: &'i Index, v: &View) -> (Vec<&'i Row>, usize) {
     let terms: Vec<String> =
         v.q.to_lowercase()
             .split_whitespace()
