@@ -117,6 +117,7 @@ pub async fn serve(
     )?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr));
+    crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;

@@ -7,6 +7,7 @@ mod error;
 pub mod guard;
 mod jobs;
 pub mod pages;
+pub mod thumbs;
 
 use crate::cli::Config;
 use crate::handle::Handle;
@@ -30,6 +31,9 @@ pub struct AppState {
     pub assets: Arc<assets::Assets>,
     /// Gallery search indexes, one per category, rebuilt when the shelf changes.
     pub gallery: Arc<pages::gallery::Cache>,
+    /// The thumbnail cache, and how many thumbnails requests may make at once.
+    pub thumbs: Arc<crate::library::thumbs::Thumbs>,
+    pub thumb_permits: Arc<tokio::sync::Semaphore>,
 }
 
 pub type ListCache =
@@ -49,6 +53,7 @@ impl AppState {
             tracing::warn!("{w}");
         }
         let assets = assets::Assets::scan(&config.static_dir);
+        let thumbs = Arc::new(crate::library::thumbs::Thumbs::open(&config.uploads));
         AppState {
             handle,
             config: Arc::new(config),
@@ -57,6 +62,8 @@ impl AppState {
             guard: Arc::new(guard),
             assets: Arc::new(assets),
             gallery: Arc::default(),
+            thumbs,
+            thumb_permits: Arc::new(tokio::sync::Semaphore::new(2)),
         }
     }
 
@@ -73,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(jobs::routes())
+        .merge(thumbs::routes())
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
         .nest_service("/static", statics)

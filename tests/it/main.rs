@@ -17,4 +17,5 @@ mod pages;
 mod replay;
 mod sync;
 mod template;
+mod thumbs;
 mod tidy;

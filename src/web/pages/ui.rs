@@ -14,7 +14,7 @@ pub const PICKER_LIMIT: usize = 300;
 /// The URL of a resized copy of an uploads-relative image (`uploads/characters/x/cover.png`).
 /// Galleries use width 240, entry pages 512; a gallery never shows a full-size image.
 pub fn thumb_url(path: &str, width: u32) -> String {
-    format!("/thumb/{width}/{}", path.trim_start_matches('/'))
+    crate::web::thumbs::url(path, width)
 }
 
 /// The full-size URL of an uploads-relative image.
