@@ -68,9 +68,8 @@ pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
                         }
                         span.badge.text-bg-secondary.queue-badge #queue-badge aria-live="polite"
                             title="Jobs running · waiting" data-running=(running) data-pending=(pending) {
-                            span aria-hidden="true" { "▶ " } span data-q="running" { (running) }
-                            span.visually-hidden { " running, " } span aria-hidden="true" { " · ⧗ " }
-                            span data-q="pending" { (pending) } span.visually-hidden { " waiting" }
+                            span data-q="running" { (running) } " running · "
+                            span data-q="pending" { (pending) } " waiting"
                         }
                         div.dropdown {
                             button.btn.btn-sm.btn-outline-secondary type="button" title="Theme and NSFW"
