@@ -68,9 +68,14 @@
   // (galleries never do: they only ever load thumbnails).
   document.addEventListener('error', function (e) {
     var img = e.target;
-    if (img && img.tagName === 'IMG' && img.dataset.full && !img.dataset.fellBack) {
+    if (!img || img.tagName !== 'IMG') return;
+    if (img.dataset.full && !img.dataset.fellBack) {
       img.dataset.fellBack = '1';
       img.src = img.dataset.full;
+    } else if (img.src.indexOf('/thumb/') >= 0 && !img.dataset.retried) {
+      // A thumbnail still being made: ask once more a moment later.
+      img.dataset.retried = '1';
+      setTimeout(function () { img.src = img.src.split('?')[0] + '?retry=1'; }, 1500);
     }
   }, true);
 
