@@ -254,11 +254,20 @@ async fn a_person_manages_and_generates_in_the_browser() {
     // "Generate missing covers" with a live row per job, and the new covers in the cards.
     standin.set_exec_time(Duration::from_millis(200));
     b.goto(&format!("{base}/styles")).await;
-    let n = b.js("return document.querySelectorAll('.gallery-card .no-cover').length").await;
+    let n = b
+        .js("return document.querySelectorAll('.gallery-card .no-cover').length")
+        .await;
     assert!(n.as_u64().unwrap() > 0);
     b.click("form[data-generate-missing] button").await;
-    b.until("the rows", "document.querySelectorAll('#missing-progress li').length > 0", WAIT).await;
-    let rows = b.js("return document.querySelectorAll('#missing-progress li').length").await;
+    b.until(
+        "the rows",
+        "document.querySelectorAll('#missing-progress li').length > 0",
+        WAIT,
+    )
+    .await;
+    let rows = b
+        .js("return document.querySelectorAll('#missing-progress li').length")
+        .await;
     assert_eq!(rows, n);
     b.until(
         "every row done",
@@ -266,7 +275,9 @@ async fn a_person_manages_and_generates_in_the_browser() {
         Duration::from_secs(60),
     )
     .await;
-    let left = b.js("return document.querySelectorAll('.gallery-card .no-cover').length").await;
+    let left = b
+        .js("return document.querySelectorAll('.gallery-card .no-cover').length")
+        .await;
     assert_eq!(left, 0, "each card shows its new cover without a reload");
     check_page(&b, &g, "gallery-missing-covers", false).await;
 

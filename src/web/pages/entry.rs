@@ -573,7 +573,11 @@ fn generation_form(
     let d = c.desc();
     html! {
         section.card aria-labelledby="gen-title" {
-            div.card-header { h2.h6.mb-0 #gen-title { "Generate" } }
+            div.card-header {
+                h2.h6.mb-0 #gen-title {
+                    @if c == Category::Presets { "Generate from this preset" } @else { "Generate" }
+                }
+            }
             div.card-body {
                 form #gen-form method="post" action={ (base) "/generate" } data-gen-form
                     data-preview-url={ (base) "/preview" } data-category=(c.key()) data-slug=(e.slug) {
