@@ -315,7 +315,8 @@ async fn every_page_route_answers_with_its_content() {
 
 #[tokio::test]
 async fn galleries_search_filter_sort_and_page_on_the_server() {
-    let g = Gaze::start(Some(&sample_data()), &[]);
+    // No watcher: the rescans below must be the ones that find the new files.
+    let g = Gaze::start(Some(&sample_data()), &["--no-watch"]);
     let b = Browser::new(&g).await;
     let total = count(&g, Category::Characters).await;
     let slugs = |p: &Page| -> Vec<String> {
@@ -398,6 +399,18 @@ async fn galleries_search_filter_sort_and_page_on_the_server() {
     let (status, loc) = b.form("/characters/rescan", &[]).await;
     assert_eq!(status, 303);
     assert!(loc.contains("flash="), "{loc}");
+    assert!(
+        loc.contains("1%20new%20failure"),
+        "the result says what it found: {loc}"
+    );
+    std::fs::write(
+        g.data().join("scenes/new_place.json"),
+        r#"{"scene_id": "new_place", "scene_name": "New Place"}"#,
+    )
+    .unwrap();
+    let (status, loc) = b.ajax("/rescan", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(loc["added"], 1, "{loc}");
     let gallery = b.get("/").await;
     let failures = gallery.text_of(".sync-failures");
     assert!(
