@@ -293,6 +293,27 @@ async fn a_person_manages_and_generates_in_the_browser() {
         b.goto(&format!("{base}{path}")).await;
         check_page(&b, &g, name, name == "library").await;
     }
+    // The light theme, chosen from the navbar, passes the same checks.
+    b.goto(&format!("{base}/")).await;
+    b.js("const s = document.getElementById('pref-theme'); s.value = 'light'; s.dispatchEvent(new Event('change', {bubbles: true}));").await;
+    b.until(
+        "the light theme",
+        "document.documentElement.getAttribute('data-bs-theme') === 'light'",
+        WAIT,
+    )
+    .await;
+    for (path, name) in [
+        ("/", "gallery-light"),
+        ("/character/tifa_lockhart", "entry-light"),
+    ] {
+        b.goto(&format!("{base}{path}")).await;
+        assert_eq!(
+            b.js("return document.documentElement.getAttribute('data-bs-theme')")
+                .await,
+            "light"
+        );
+        check_page(&b, &g, name, true).await;
+    }
     let ck = g.get("/api/library/checkpoints").await.1["items"][0]["slug"]
         .as_str()
         .unwrap()
