@@ -518,7 +518,7 @@ pub async fn get_missing(State(s): State<AppState>, c: Category) -> Response {
         .values()
         .filter(|e| e.cover.is_none())
         .collect();
-    list.sort_by_key(|e| e.name.to_lowercase());
+    list.sort_by_cached_key(|e| e.name.to_lowercase());
     let items: Vec<Value> = list
         .iter()
         .map(|e| json!({"slug": e.slug, "name": e.name}))

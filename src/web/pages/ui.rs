@@ -108,7 +108,7 @@ fn checkpoint_form(s: &AppState, lib: &Library) -> Markup {
         .values()
         .map(|e| (e.id.as_str(), e.name.as_str()))
         .collect();
-    list.sort_by_key(|a| a.1.to_lowercase());
+    list.sort_by_cached_key(|a| a.1.to_lowercase());
     let more = list.len() > 100;
     list.truncate(100);
     if let Some(c) = &current
@@ -157,7 +157,7 @@ pub fn entry_picker(
     };
     if shelf.len() <= PICKER_LIMIT {
         let mut list: Vec<_> = shelf.values().collect();
-        list.sort_by_key(|e| e.name.to_lowercase());
+        list.sort_by_cached_key(|e| e.name.to_lowercase());
         let known = current.is_none_or(|cur| {
             extra.iter().any(|(v, _)| *v == cur) || list.iter().any(|e| value(e) == cur)
         });
