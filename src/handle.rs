@@ -411,6 +411,12 @@ impl Handle {
                 return Ok(None);
             }
         }
+        self.job_from_ledger(id)
+    }
+
+    /// A job as its events in the ledger tell it, without looking at the projection (so a
+    /// caller holding the projection's read lock may use it); `None` if it has no events.
+    pub fn job_from_ledger(&self, id: u128) -> Result<Option<Job>, String> {
         let events = self.ledger().job_events(&[id]).map_err(|e| e.to_string())?;
         Ok(events.first().and_then(|e| fold_job(e)))
     }

@@ -105,6 +105,20 @@ pub struct Jobs {
     pub paused: bool,
     /// Active endless sessions: id → generation request JSON.
     pub endless: BTreeMap<u128, String>,
+    /// Per library entry, its newest preview: what pages show and sort by without holding
+    /// finished jobs (one row per entry, not per job).
+    pub previews: BTreeMap<(Category, String), Preview>,
+}
+
+/// An entry's newest generated image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The newest (by id) succeeded job of the entry.
+    pub job: u128,
+    /// That job's first image (relative to the static root).
+    pub image: String,
+    /// When any job of the entry last succeeded (unix ms).
+    pub at: u64,
 }
 
 impl Job {
@@ -246,6 +260,11 @@ impl Jobs {
             .find(|s| self.finished_set(*s).is_some_and(|set| set.contains(&id)))
     }
 
+    /// An entry's newest preview, if any job made one.
+    pub fn preview(&self, c: Category, slug: &str) -> Option<&Preview> {
+        self.previews.get(&(c, slug.to_string()))
+    }
+
     /// How many jobs have finished.
     pub fn finished_count(&self) -> usize {
         self.succeeded.len() + self.failed.len() + self.set_aside.len() + self.cancelled.len()
@@ -307,6 +326,20 @@ impl Jobs {
                     return;
                 };
                 let state = j.apply(at, event);
+                if let (JobState::Succeeded, Some(target), Some(image)) =
+                    (state, &j.info.target, j.images.first())
+                {
+                    let p = self.previews.entry(target.clone()).or_insert(Preview {
+                        job: *job,
+                        image: image.clone(),
+                        at,
+                    });
+                    if *job >= p.job {
+                        p.job = *job;
+                        p.image.clone_from(image);
+                    }
+                    p.at = p.at.max(at);
+                }
                 self.queued.remove(job);
                 self.submitted.remove(job);
                 match state {
@@ -478,6 +511,50 @@ mod tests {
         assert!(
             fold_job(&by_job[&1][1..]).is_none(),
             "a fold starts at the request"
+        );
+    }
+
+    #[test]
+    fn each_entry_keeps_its_newest_preview_and_when_it_last_got_one() {
+        let with_target = |job: u128, slug: &str| Event::JobRequested {
+            job,
+            spec: JobSpec {
+                label: String::new(),
+                target: Some((Category::Characters, slug.into())),
+                set_cover: false,
+                recipe: "{}".into(),
+                request: "{}".into(),
+                batch: None,
+                retry_of: None,
+                endless: None,
+            },
+        };
+        let done = |job: u128, image: &str| Event::JobSucceeded {
+            job,
+            images: vec![image.into()],
+        };
+        let (jobs, _) = fold(&[
+            with_target(1, "a"),
+            with_target(2, "a"),
+            with_target(3, "b"),
+            requested(4),
+            submitted(1),
+            submitted(2),
+            submitted(3),
+            submitted(4),
+            // The newer job finishes first; the older one later does not replace it.
+            done(2, "a2.png"),
+            done(1, "a1.png"),
+            done(4, "none.png"),
+            failed(3, false),
+        ]);
+        let a = jobs.preview(Category::Characters, "a").unwrap();
+        assert_eq!((a.job, a.image.as_str(), a.at), (2, "a2.png", 1009));
+        assert!(jobs.preview(Category::Characters, "b").is_none());
+        assert_eq!(
+            jobs.previews.len(),
+            1,
+            "jobs without a target have no entry"
         );
     }
 

@@ -194,6 +194,13 @@ pub enum Event {
         hash: u64,
         error: String,
     },
+    // ---- library pages (issue 8) ----
+    /// An entry was starred (or unstarred) in its gallery. Not part of the document.
+    FavouriteSet {
+        category: Category,
+        slug: String,
+        on: bool,
+    },
     // ---- queue (issue 12) ----
     /// A generation was asked for: the same fact as `JobRequested`, with the recipe stored as
     /// a patch against the recipe of an earlier `JobRequested` event. `Handle::job_spec` gives
@@ -318,6 +325,7 @@ impl Event {
             Event::EndlessStopped { .. } => "endless_stopped",
             Event::WorkflowSynced { .. } => "workflow_synced",
             Event::WorkflowRefused { .. } => "workflow_refused",
+            Event::FavouriteSet { .. } => "favourite_set",
             // The same fact as `JobRequested`, stored more compactly.
             Event::JobRequestedCompact { .. } => "job_requested",
         }
@@ -346,7 +354,8 @@ impl Event {
             | Event::DocumentDeleted { category, slug, .. }
             | Event::FileVanished { category, slug, .. }
             | Event::CoverSet { category, slug, .. }
-            | Event::DefaultFieldsSaved { category, slug, .. } => Some((*category, slug)),
+            | Event::DefaultFieldsSaved { category, slug, .. }
+            | Event::FavouriteSet { category, slug, .. } => Some((*category, slug)),
             _ => None,
         }
     }
@@ -663,6 +672,11 @@ mod tests {
                 hash: 43,
                 error: "node 19 is missing".into(),
             },
+            Event::FavouriteSet {
+                category: c,
+                slug: "s".into(),
+                on: true,
+            },
             Event::JobRequestedCompact {
                 job: 8,
                 spec: CompactSpec {
@@ -726,6 +740,7 @@ mod tests {
                 | Event::EndlessStopped { .. }
                 | Event::WorkflowSynced { .. }
                 | Event::WorkflowRefused { .. }
+                | Event::FavouriteSet { .. }
                 | Event::JobRequestedCompact { .. } => {}
             }
         }

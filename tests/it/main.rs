@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod browser_library;
 mod cli;
 mod comfy;
 mod crash;
@@ -12,6 +13,7 @@ mod generate;
 mod guard;
 mod jobs;
 mod library;
+mod pages;
 mod queue;
 mod replay;
 mod sync;

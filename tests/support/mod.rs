@@ -2,5 +2,6 @@
 //! `comfy_standin`) a ComfyUI that speaks the real wire format.
 
 pub mod app;
+pub mod browser;
 pub mod comfy_standin;
 pub mod sample;
