@@ -252,3 +252,109 @@ async fn compact_recipes_read_back_as_sent_before_and_after_a_restart() {
             .starts_with("/static/uploads/characters/link/")
     );
 }
+
+/// An HTML page's text.
+async fn page(g: &Gaze, path: &str) -> String {
+    let r = g.http.get(format!("{}{path}", g.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
+}
+
+/// Posts a form as the page scripts do, with the page's CSRF token; (status, JSON).
+async fn ajax(g: &Gaze, path: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
+    let home = page(g, "/library").await;
+    let token = home
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let mut body = format!("csrf={}", enc(&token));
+    for (k, v) in pairs {
+        body.push_str(&format!("&{}={}", enc(k), enc(v)));
+    }
+    let r = g
+        .http
+        .post(format!("{}{path}", g.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-requested-with", "XMLHttpRequest")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pages_show_finished_jobs_read_back_from_the_ledger() {
+    let c = comfy(0).await;
+    let mut g = gaze_with(&[&c], &[]);
+    let mut done = Vec::new();
+    for (slug, seed) in [("tifa_lockhart", 1), ("tifa_lockhart", 2), ("link", 3)] {
+        let id = generate(
+            &g,
+            json!({"category": "characters", "slug": slug, "seed": seed}),
+        )
+        .await;
+        let j = wait_status(&g, &id, "done", Duration::from_secs(20)).await;
+        let image = j["images"][0].as_str().unwrap().to_string();
+        done.push((id, image));
+    }
+    let (first, older) = &done[0];
+    let newer = &done[1].1;
+    let links = &done[2].1;
+    for restarted in [false, true] {
+        if restarted {
+            g.restart();
+        }
+        // The entry's latest preview is its newest job's image.
+        let tifa = page(&g, "/character/tifa_lockhart").await;
+        assert!(
+            tifa.contains(&format!("data-full=\"{newer}\"")),
+            "{restarted}"
+        );
+        assert!(!tifa.contains(older.as_str()));
+        // A finished job's panel shows its outcome and images.
+        let with_job = page(&g, &format!("/character/tifa_lockhart?job={first}")).await;
+        assert!(with_job.contains(&format!("data-job=\"{first}\"")));
+        assert!(with_job.contains("Done"));
+        assert!(with_job.contains(&format!("data-full=\"{older}\"")));
+        // Sorted by when they last got an image: Link, then Tifa.
+        let gallery = page(&g, "/?sort=generated").await;
+        let at = |slug: &str| gallery.find(&format!("id=\"card-{slug}\"")).unwrap();
+        assert!(at("link") < at("tifa_lockhart"), "{restarted}");
+    }
+    // Any image a job of the page made can become its cover, also an older one; another
+    // page's cannot.
+    let (status, v) = ajax(
+        &g,
+        "/character/tifa_lockhart/replace_cover_from_preview",
+        &[("image", older)],
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, e) = g.get("/api/library/characters/tifa_lockhart").await;
+    assert_eq!(e["cover"].as_str(), Some(older.as_str()));
+    let (status, v) = ajax(
+        &g,
+        "/character/tifa_lockhart/replace_cover_from_preview",
+        &[("image", links)],
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+}
