@@ -115,6 +115,8 @@ type Dirty = (Category, String, String);
 const MAX_GROUP: usize = 1024;
 /// Full specs of new jobs kept for the reactor, at most (it asks for them right away).
 const FRESH_SPECS: usize = 1024;
+/// How long the writer waits for quiet before saving the start-up replay as a snapshot.
+const IDLE_SNAPSHOT: std::time::Duration = std::time::Duration::from_millis(300);
 /// Parsed base recipes kept for expanding compact recipes, at most.
 const BASE_CACHE: usize = 256;
 
@@ -678,10 +680,26 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        // A long replay at start-up is saved for next time here, after `open` has returned
-        // (requests that come meanwhile wait for it).
-        self.maybe_snapshot(false);
-        while let Ok(first) = rx.recv() {
+        // A long replay at start-up is saved for next time once the writer is first idle, so
+        // neither start-up nor the first requests wait for it.
+        let mut snapshot_when_idle = true;
+        loop {
+            let first = if snapshot_when_idle {
+                match rx.recv_timeout(IDLE_SNAPSHOT) {
+                    Ok(m) => m,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        snapshot_when_idle = false;
+                        self.maybe_snapshot(false);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
             let mut msgs = vec![first];
             while msgs.len() < MAX_GROUP {
                 match rx.try_recv() {
