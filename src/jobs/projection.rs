@@ -107,7 +107,7 @@ pub struct Jobs {
     pub endless: BTreeMap<u128, String>,
     /// Per library entry, its newest preview: what pages show and sort by without holding
     /// finished jobs (one row per entry, not per job).
-    pub previews: BTreeMap<(Category, String), Preview>,
+    pub previews: BTreeMap<Category, BTreeMap<String, Preview>>,
 }
 
 /// An entry's newest generated image.
@@ -262,7 +262,7 @@ impl Jobs {
 
     /// An entry's newest preview, if any job made one.
     pub fn preview(&self, c: Category, slug: &str) -> Option<&Preview> {
-        self.previews.get(&(c, slug.to_string()))
+        self.previews.get(&c)?.get(slug)
     }
 
     /// How many jobs have finished.
@@ -317,53 +317,62 @@ impl Jobs {
             return;
         }
         match event {
-            Event::JobSubmitted { job, .. }
-            | Event::JobSucceeded { job, .. }
-            | Event::JobFailed { job, .. }
+            // A job that ends leaves the map at once, without copying what it ends with.
+            Event::JobSucceeded { job, images } => {
+                let Some(j) = self.jobs.remove(job) else {
+                    return;
+                };
+                if let (Some((c, slug)), Some(image)) = (&j.info.target, images.first()) {
+                    let shelf = self.previews.entry(*c).or_default();
+                    match shelf.get_mut(slug.as_str()) {
+                        Some(p) => {
+                            if *job >= p.job {
+                                p.job = *job;
+                                p.image.clone_from(image);
+                            }
+                            p.at = p.at.max(at);
+                        }
+                        None => {
+                            shelf.insert(
+                                slug.clone(),
+                                Preview {
+                                    job: *job,
+                                    image: image.clone(),
+                                    at,
+                                },
+                            );
+                        }
+                    }
+                }
+                self.finish(*job, JobState::Succeeded);
+            }
+            Event::JobFailed {
+                job,
+                retryable: false,
+                ..
+            }
             | Event::JobSetAside { job, .. }
             | Event::JobCancelled { job } => {
+                if self.jobs.remove(job).is_some() {
+                    let state = match event {
+                        Event::JobFailed { .. } => JobState::Failed,
+                        Event::JobSetAside { .. } => JobState::SetAside,
+                        _ => JobState::Cancelled,
+                    };
+                    self.finish(*job, state);
+                }
+            }
+            Event::JobSubmitted { job, .. } | Event::JobFailed { job, .. } => {
                 let Some(j) = self.jobs.get_mut(job) else {
                     return;
                 };
                 let state = j.apply(at, event);
-                if let (JobState::Succeeded, Some(target), Some(image)) =
-                    (state, &j.info.target, j.images.first())
-                {
-                    let p = self.previews.entry(target.clone()).or_insert(Preview {
-                        job: *job,
-                        image: image.clone(),
-                        at,
-                    });
-                    if *job >= p.job {
-                        p.job = *job;
-                        p.image.clone_from(image);
-                    }
-                    p.at = p.at.max(at);
-                }
                 self.queued.remove(job);
                 self.submitted.remove(job);
-                match state {
-                    JobState::Queued => {
-                        self.queued.insert(*job);
-                    }
-                    JobState::Submitted => {
-                        self.submitted.insert(*job);
-                    }
-                    JobState::Succeeded => {
-                        self.succeeded.insert(*job);
-                    }
-                    JobState::Failed => {
-                        self.failed.insert(*job);
-                    }
-                    JobState::SetAside => {
-                        self.set_aside.insert(*job);
-                    }
-                    JobState::Cancelled => {
-                        self.cancelled.insert(*job);
-                    }
-                }
-                if state.is_terminal() {
-                    self.jobs.remove(job);
+                if state == JobState::Submitted {
+                    self.submitted.insert(*job);
+                } else {
+                    self.queued.insert(*job);
                 }
             }
             Event::QueuePaused { paused } => self.paused = *paused,
@@ -375,6 +384,20 @@ impl Jobs {
             }
             _ => {}
         }
+    }
+
+    /// Files a job that ended (already out of the map) under its outcome.
+    fn finish(&mut self, job: u128, state: JobState) {
+        self.queued.remove(&job);
+        self.submitted.remove(&job);
+        let set = match state {
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+            JobState::SetAside => &mut self.set_aside,
+            JobState::Cancelled => &mut self.cancelled,
+            JobState::Queued | JobState::Submitted => return,
+        };
+        set.insert(job);
     }
 
     /// Unfinished jobs of an endless session.

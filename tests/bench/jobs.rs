@@ -869,6 +869,92 @@ fn bench_recipe() {
         .unwrap()
         .len();
     println!("  the patch takes {size} bytes");
+    // What replay pays per stored event of each kind of a generated image.
+    let envelope = |event: Event| gaze::store::event::Envelope {
+        id: u128::from(ulid::Ulid::generate()),
+        at: 1_790_000_000_000,
+        origin: Origin::Web,
+        event,
+    };
+    let job = u128::from(ulid::Ulid::generate());
+    let other: Value = serde_json::from_str(
+        &gaze::jobs::request::resolve(
+            &lib,
+            &gaze::jobs::request::GenRequest {
+                target: Some((Category::Characters, "link".into())),
+                seed: Some(3),
+                ..Default::default()
+            },
+            0,
+            &Default::default(),
+        )
+        .unwrap()
+        .recipe_text(),
+    )
+    .unwrap();
+    let kinds = [
+        (
+            "job_requested (compact, same character)",
+            envelope(Event::JobRequestedCompact {
+                job,
+                spec: gaze::store::event::CompactSpec {
+                    label: "characters/tifa_lockhart".into(),
+                    target: Some((Category::Characters, "tifa_lockhart".into())),
+                    set_cover: false,
+                    recipe: patch.clone(),
+                    request: body("tifa_lockhart", 2).to_string(),
+                    batch: None,
+                    retry_of: None,
+                    endless: None,
+                },
+            }),
+        ),
+        (
+            "job_requested (compact, another character)",
+            envelope(Event::JobRequestedCompact {
+                job,
+                spec: gaze::store::event::CompactSpec {
+                    label: "characters/link".into(),
+                    target: Some((Category::Characters, "link".into())),
+                    set_cover: false,
+                    recipe: gaze::jobs::recipe::diff(&base, &other, 1),
+                    request: body("link", 3).to_string(),
+                    batch: None,
+                    retry_of: None,
+                    endless: None,
+                },
+            }),
+        ),
+        (
+            "job_submitted",
+            envelope(Event::JobSubmitted {
+                job,
+                backend: "http://127.0.0.1:8188".into(),
+                prompt_id: gaze::jobs::comfy::prompt_id_for(job),
+                attempt: 1,
+                vanilla: false,
+            }),
+        ),
+        (
+            "job_succeeded",
+            envelope(Event::JobSucceeded {
+                job,
+                images: vec![format!(
+                    "uploads/characters/tifa_lockhart/{}_0.png",
+                    ulid::Ulid::from(job).to_string().to_lowercase()
+                )],
+            }),
+        ),
+    ];
+    for (label, env) in kinds {
+        let bytes = gaze::store::event::encode(&env).unwrap();
+        time(
+            &format!("decode a {label} ({} bytes)", bytes.len()),
+            &mut |_| {
+                std::hint::black_box(gaze::store::event::decode(&bytes).unwrap());
+            },
+        );
+    }
 }
 
 #[global_allocator]

@@ -202,9 +202,10 @@ impl View {
 fn last_generated(lib: &Library, c: Category) -> HashMap<&str, u64> {
     lib.jobs
         .previews
-        .iter()
-        .filter(|((pc, _), _)| *pc == c)
-        .map(|((_, slug), p)| (slug.as_str(), p.at))
+        .get(&c)
+        .into_iter()
+        .flatten()
+        .map(|(slug, p)| (slug.as_str(), p.at))
         .collect()
 }
 
