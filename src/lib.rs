@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod engine;
 pub mod handle;
+pub mod history;
 pub mod jobs;
 pub mod library;
 pub mod store;

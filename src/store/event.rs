@@ -18,6 +18,22 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Every origin, in variant order.
+    pub const ALL: [Origin; 7] = [
+        Origin::Web,
+        Origin::Watcher,
+        Origin::Startup,
+        Origin::Reactor,
+        Origin::Cli,
+        Origin::Mcp,
+        Origin::Assistant,
+    ];
+
+    /// An origin by its name (`web`, `watcher`, …).
+    pub fn parse(s: &str) -> Option<Origin> {
+        Origin::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Web => "web",
