@@ -6,6 +6,7 @@
 //! projections through `library`. Must not: append events (restores and undeletes go through
 //! `Handle::execute`), touch redb, speak HTTP, or write files in `data/`.
 
+pub mod deleted;
 pub mod diff;
 pub mod log;
 pub mod restore;
