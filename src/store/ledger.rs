@@ -205,6 +205,11 @@ impl Ledger {
         self.meta(FILES_THROUGH)
     }
 
+    /// The seq through which the indexes hold every event.
+    pub fn indexed_through(&self) -> Result<u64, LedgerError> {
+        self.meta(INDEXED_THROUGH)
+    }
+
     /// Stores a snapshot of the projection as of `seq`, keeping only the newest few.
     pub fn write_snapshot(&self, seq: u64, bytes: &[u8]) -> Result<(), LedgerError> {
         let mut tx = self.db.begin_write().map_err(storage)?;
