@@ -139,14 +139,17 @@ pub fn content_version_at(content_seqs: &[u64], seq: u64) -> Option<u64> {
     (i > 0).then(|| content_seqs[i - 1])
 }
 
-/// The jobs made for this entry (its page's generations), oldest first, each with the content
-/// version of the entry when it was requested and its images.
+/// The jobs made for this entry (its page's generations), given as `(requested seq, job,
+/// images)`, each with the content version of the entry in effect when it was requested.
 pub fn jobs_by_version(
     ledger: &Ledger,
-    lib: &Library,
     c: Category,
     slug: &str,
+    jobs: Vec<(u64, u128, Vec<String>)>,
 ) -> Result<Vec<(u64, u128, Vec<String>)>, String> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
     let seqs = ledger.subject_seqs(c, slug).map_err(|e| e.to_string())?;
     let mut content = Vec::new();
     for s in ledger.get_many(&seqs).map_err(|e| e.to_string())? {
@@ -154,15 +157,22 @@ pub fn jobs_by_version(
             content.push(s.seq);
         }
     }
-    let mut out = Vec::new();
-    for j in lib.jobs.jobs.values() {
-        if j.info.target.as_ref().is_some_and(|(tc, ts)| *tc == c && ts == slug)
-            && let Some(v) = content_version_at(&content, j.requested_seq)
-        {
-            out.push((v, j.id, j.images.clone()));
-        }
-    }
-    Ok(out)
+    Ok(jobs
+        .into_iter()
+        .filter_map(|(requested, id, images)| {
+            content_version_at(&content, requested).map(|v| (v, id, images))
+        })
+        .collect())
+}
+
+/// The jobs whose target is `category/slug`, as `jobs_by_version` takes them.
+pub fn target_jobs(lib: &Library, c: Category, slug: &str) -> Vec<(u64, u128, Vec<String>)> {
+    lib.jobs
+        .jobs
+        .values()
+        .filter(|j| j.info.target.as_ref().is_some_and(|(tc, ts)| *tc == c && ts == slug))
+        .map(|j| (j.requested_seq, j.id, j.images.clone()))
+        .collect()
 }
 
 #[cfg(test)]

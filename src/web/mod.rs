@@ -3,6 +3,7 @@
 
 mod api;
 mod error;
+mod history_api;
 mod jobs;
 mod pages;
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(jobs::routes())
+        .merge(history_api::routes())
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
         .nest_service("/static", statics)
