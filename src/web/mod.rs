@@ -3,7 +3,7 @@
 
 mod api;
 mod error;
-mod history_api;
+pub(crate) mod history_api;
 mod jobs;
 mod pages;
 

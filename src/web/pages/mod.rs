@@ -1,6 +1,8 @@
 //! The HTML pages, rendered with maud from the projections: the shared layout here, one module
-//! per page family beside it (`home`: the library overview).
+//! per page family beside it (`home`: the library overview; `history`: the event log, restore,
+//! deleted entries, stale covers, entry histories and audits).
 
+mod history;
 mod home;
 
 use super::AppState;
@@ -15,6 +17,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
         .route("/rescan", post(home::rescan))
+        .merge(history::routes())
         .fallback(not_found)
 }
 
