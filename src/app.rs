@@ -68,15 +68,34 @@ pub async fn serve(
             ..Default::default()
         },
     )?;
+    let ledger_path = config.ledger.clone();
     let state = web::AppState::new(handle.clone(), config, Some(live));
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // The history tools find the server holding this ledger through this file.
+    if let Err(e) = crate::history::tools::write_server_file(&ledger_path, &client_url(addr)) {
+        tracing::warn!("could not write server.json beside the ledger: {e}");
+    }
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;
+    crate::history::tools::remove_server_file(&ledger_path);
     tokio::task::spawn_blocking(move || handle.snapshot_now())
         .await
         .map_err(|e| e.to_string())?;
     served
+}
+
+/// The URL a local client uses to reach `addr` (an unspecified address means loopback).
+fn client_url(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            format!("http://127.0.0.1:{}", a.port())
+        }
+        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            format!("http://[::1]:{}", a.port())
+        }
+        other => format!("http://{other}"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -37,9 +37,14 @@ pub enum Request {
     /// Give every checkpoint file on disk that has no document a default one.
     DiscoverCheckpoints,
     /// Put the library back as it was right after a seq (one `Restored` event).
-    Restore { to_seq: u64 },
+    Restore {
+        to_seq: u64,
+    },
     /// Bring back a deleted entry as it was before it went.
-    Undelete { category: Category, slug: String },
+    Undelete {
+        category: Category,
+        slug: String,
+    },
 }
 
 #[derive(Debug)]
@@ -376,7 +381,10 @@ impl Handle {
         let before = load(&self.inner.ledger, s.seq - 1)?.0;
         Ok(match before.get(c, slug) {
             Some(e) => Ok((s.seq, e.state(c))),
-            None => Err(format!("{what} was not in the library before seq {}", s.seq)),
+            None => Err(format!(
+                "{what} was not in the library before seq {}",
+                s.seq
+            )),
         })
     }
 
@@ -599,7 +607,10 @@ fn restored_files(e: &Event) -> Vec<Dirty> {
         Event::Restored { removed, put, .. } => removed
             .iter()
             .map(|r| (r.category, String::new(), r.file.clone()))
-            .chain(put.iter().map(|p| (p.category, p.slug.clone(), p.file.clone())))
+            .chain(
+                put.iter()
+                    .map(|p| (p.category, p.slug.clone(), p.file.clone())),
+            )
             .collect(),
         Event::Undeleted { entry, .. } => {
             vec![(entry.category, entry.slug.clone(), entry.file.clone())]

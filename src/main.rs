@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use gaze::cli::{Cli, Cmd, PreviewArgs, ServeArgs, SynthArgs};
+use gaze::history::tools;
 
 /// mimalloc: prompt and workflow building allocate many small strings and maps; it roughly
 /// halves their cost against glibc's allocator (see `cargo bench --bench engine`).
@@ -16,6 +17,13 @@ fn main() -> std::process::ExitCode {
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::Preview(args)) => preview(&args),
         Some(Cmd::Synth(args)) => synth(&args),
+        Some(Cmd::Events(args)) => tools::events(&args),
+        Some(Cmd::Audit(args)) => tools::audit(&args),
+        Some(Cmd::History(args)) => tools::history(&args),
+        Some(Cmd::Restore(args)) => tools::restore(&args),
+        Some(Cmd::Export(args)) => tools::export(&args),
+        Some(Cmd::Import(args)) => tools::import(&args),
+        Some(Cmd::Verify(args)) => tools::verify(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

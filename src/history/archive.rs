@@ -49,7 +49,7 @@ fn b64_value(c: u8) -> Option<u32> {
 /// Decodes standard base64 with padding.
 pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
     let t = text.as_bytes();
-    if t.len() % 4 != 0 {
+    if !t.len().is_multiple_of(4) {
         return Err("base64 length is not a multiple of 4".into());
     }
     let mut out = Vec::with_capacity(t.len() / 4 * 3);
@@ -128,7 +128,8 @@ pub fn export(
     match failed {
         Some(e) => Err(e),
         None => {
-            out.flush().map_err(|e| format!("writing the export: {e}"))?;
+            out.flush()
+                .map_err(|e| format!("writing the export: {e}"))?;
             Ok(n)
         }
     }
@@ -298,7 +299,10 @@ mod round_trip {
         let e = import(&b, Box::new(std::io::Cursor::new(out))).unwrap_err();
         assert!(e.contains("not empty"), "{e}");
         let c = Ledger::open(&dir.path().join("c.redb")).unwrap();
-        let broken = format!("{}\n{{\"seq\": 2, \"record\": \"@@@@\"}}\n", text.lines().next().unwrap());
+        let broken = format!(
+            "{}\n{{\"seq\": 2, \"record\": \"@@@@\"}}\n",
+            text.lines().next().unwrap()
+        );
         let e = import(&c, Box::new(std::io::Cursor::new(broken.into_bytes()))).unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");
     }

@@ -211,10 +211,7 @@ pub fn job_of_image(lib: &Library, path: &str) -> Result<u128, String> {
     if j.images.iter().any(|i| i.ends_with(name)) || j.images.is_empty() {
         Ok(job)
     } else {
-        Err(format!(
-            "job {} made no image named {name}",
-            ulid_text(job)
-        ))
+        Err(format!("job {} made no image named {name}", ulid_text(job)))
     }
 }
 
@@ -315,9 +312,9 @@ pub fn request_for_today(
     let exists = |c: Category, s: &str| lib.get(c, s).is_some();
     // The character, when it was picked at random (by the request or its preset).
     let preset = match (body.get("category"), body.get("slug")) {
-        (Some(Value::String(c)), Some(Value::String(s))) if c == "presets" => lib
-            .get(Category::Presets, s)
-            .and_then(|e| e.data()),
+        (Some(Value::String(c)), Some(Value::String(s))) if c == "presets" => {
+            lib.get(Category::Presets, s).and_then(|e| e.data())
+        }
         _ => None,
     };
     let random_in_preset = |key: &str| {
@@ -493,7 +490,11 @@ mod tests {
         assert_eq!(body["seed"], 77);
         assert_eq!(body["character"], "tifa");
         assert_eq!(body["action"], "replace");
-        assert_eq!(body["with"], json!({"actions": "__random__"}), "no action was used");
+        assert_eq!(
+            body["with"],
+            json!({"actions": "__random__"}),
+            "no action was used"
+        );
         // A fixed character stays as asked; a fixed seed is kept.
         let s = spec(
             json!({"category": "outfits", "slug": "maid", "character": "aerith", "seed": 5}),

@@ -54,7 +54,11 @@ fn removal(event: &Event, c: Category, slug: &str) -> Option<(How, String)> {
             file,
             hard,
         } if *category == c && s == slug => Some((
-            if *hard { How::HardDeleted } else { How::Deleted },
+            if *hard {
+                How::HardDeleted
+            } else {
+                How::Deleted
+            },
             file.clone(),
         )),
         Event::FileVanished {
@@ -153,7 +157,7 @@ pub fn list(ledger: &Ledger, lib: &Library, limit: usize) -> Result<Vec<Deleted>
             })
             .map_err(|e| e.to_string())?;
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut out: Vec<Deleted> = Vec::new();
     let mut done: std::collections::HashSet<(Category, String)> = Default::default();
     for (_, c, slug) in candidates {

@@ -167,11 +167,35 @@ mod tests {
     #[test]
     fn tag_lists_compare_as_sets() {
         for (a, b, removed, added, kept) in [
-            ("red, blue", "blue, red", vec![], vec![], vec!["red", "blue"]),
-            ("red, blue", "blue, green", vec!["red"], vec!["green"], vec!["blue"]),
+            (
+                "red, blue",
+                "blue, red",
+                vec![],
+                vec![],
+                vec!["red", "blue"],
+            ),
+            (
+                "red, blue",
+                "blue, green",
+                vec!["red"],
+                vec!["green"],
+                vec!["blue"],
+            ),
             ("a, a, b", "b", vec!["a"], vec![], vec!["b"]),
-            ("(x, y:1.2), z", "z, (x, y:1.2)", vec![], vec![], vec!["(x, y:1.2)", "z"]),
-            ("(hat:1.2), coat", "hat, coat", vec!["(hat:1.2)"], vec!["hat"], vec!["coat"]),
+            (
+                "(x, y:1.2), z",
+                "z, (x, y:1.2)",
+                vec![],
+                vec![],
+                vec!["(x, y:1.2)", "z"],
+            ),
+            (
+                "(hat:1.2), coat",
+                "hat, coat",
+                vec!["(hat:1.2)"],
+                vec!["hat"],
+                vec!["coat"],
+            ),
         ] {
             let d = diff(Some(&json!({ "t": a })), Some(&json!({ "t": b })));
             let want = TagDiff {

@@ -103,7 +103,12 @@ pub fn versions(
 }
 
 /// The entry's document text right after `seq` (`None`: not in the library then).
-pub fn text_at(ledger: &Ledger, c: Category, slug: &str, seq: u64) -> Result<Option<String>, String> {
+pub fn text_at(
+    ledger: &Ledger,
+    c: Category,
+    slug: &str,
+    seq: u64,
+) -> Result<Option<String>, String> {
     let mut found: Option<Option<String>> = None;
     ledger
         .scan(&Scan::Subject(c, slug.to_string()), 1, seq, true, |s| {
@@ -170,7 +175,12 @@ pub fn target_jobs(lib: &Library, c: Category, slug: &str) -> Vec<(u64, u128, Ve
     lib.jobs
         .jobs
         .values()
-        .filter(|j| j.info.target.as_ref().is_some_and(|(tc, ts)| *tc == c && ts == slug))
+        .filter(|j| {
+            j.info
+                .target
+                .as_ref()
+                .is_some_and(|(tc, ts)| *tc == c && ts == slug)
+        })
         .map(|j| (j.requested_seq, j.id, j.images.clone()))
         .collect()
 }
@@ -276,10 +286,20 @@ mod tests {
         let kinds: Vec<&str> = all.items.iter().map(|v| v.kind).collect();
         assert_eq!(
             kinds,
-            ["restored", "undeleted", "document_deleted", "document_edited", "cover_set", "document_synced"]
+            [
+                "restored",
+                "undeleted",
+                "document_deleted",
+                "document_edited",
+                "cover_set",
+                "document_synced"
+            ]
         );
         assert!(all.items[2].removed);
-        assert_eq!(all.items[4].cover.as_deref(), Some("uploads/characters/tifa/c.png"));
+        assert_eq!(
+            all.items[4].cover.as_deref(),
+            Some("uploads/characters/tifa/c.png")
+        );
         assert_eq!(all.older, None);
         let first = versions(&l, c, "tifa", None, 4).unwrap();
         assert_eq!(first.items.len(), 4);
@@ -317,7 +337,13 @@ mod tests {
     #[test]
     fn content_versions_map_seqs_to_the_text_in_effect() {
         let content = [1, 4, 9];
-        for (seq, want) in [(0, None), (1, Some(1)), (3, Some(1)), (4, Some(4)), (100, Some(9))] {
+        for (seq, want) in [
+            (0, None),
+            (1, Some(1)),
+            (3, Some(1)),
+            (4, Some(4)),
+            (100, Some(9)),
+        ] {
             assert_eq!(content_version_at(&content, seq), want, "{seq}");
         }
     }

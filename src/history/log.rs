@@ -96,9 +96,10 @@ impl Filter {
         ];
         let mut f = Filter::default();
         for k in list(q, "type") {
-            let code = KINDS.iter().position(|x| *x == k).ok_or_else(|| {
-                format!("unknown event type '{k}' (known: {})", KINDS.join(", "))
-            })?;
+            let code = KINDS
+                .iter()
+                .position(|x| *x == k)
+                .ok_or_else(|| format!("unknown event type '{k}' (known: {})", KINDS.join(", ")))?;
             f.kinds.push(code as u8);
         }
         for o in list(q, "origin") {
@@ -191,9 +192,7 @@ impl Filter {
             && self.job.is_none_or(|j| e.job() == Some(j))
             && match (self.category, &self.slug) {
                 (None, _) => true,
-                (Some(c), None) => {
-                    e.category() == Some(c) || e.subjects().iter().any(|x| x.0 == c)
-                }
+                (Some(c), None) => e.category() == Some(c) || e.subjects().iter().any(|x| x.0 == c),
                 (Some(c), Some(slug)) => e.subjects().contains(&(c, slug.as_str())),
             }
     }
@@ -219,10 +218,8 @@ impl Filter {
     fn bounds(&self, ledger: &Ledger) -> Result<(u64, u64), String> {
         let mut lo = 1;
         let mut hi = ledger.last_seq();
-        if let Some(since) = self.since {
-            if since > 0 {
-                lo = ledger.seq_at_time(since - 1).map_err(|e| e.to_string())? + 1;
-            }
+        if let Some(since) = self.since.filter(|s| *s > 0) {
+            lo = ledger.seq_at_time(since - 1).map_err(|e| e.to_string())? + 1;
         }
         if let Some(until) = self.until {
             hi = hi.min(ledger.seq_at_time(until).map_err(|e| e.to_string())?);
@@ -273,13 +270,21 @@ pub fn query(ledger: &Ledger, f: &Filter, p: &Paging) -> Result<Page, String> {
     let newer = if !newest_first && !empty {
         more
     } else {
-        let start = if empty { to.saturating_add(1) } else { last + 1 };
+        let start = if empty {
+            to.saturating_add(1)
+        } else {
+            last + 1
+        };
         start <= hi && f.any(ledger, start, hi)?
     };
     let older = if newest_first && !empty {
         more
     } else {
-        let end = if empty { from.saturating_sub(1) } else { first - 1 };
+        let end = if empty {
+            from.saturating_sub(1)
+        } else {
+            first - 1
+        };
         end >= lo && end > 0 && f.any(ledger, lo, end)?
     };
     Ok(Page {
@@ -302,7 +307,11 @@ mod tests {
             .map(|i| Envelope {
                 id: u128::from(i),
                 at: 1000 + 10 * i,
-                origin: if i % 3 == 0 { Origin::Web } else { Origin::Reactor },
+                origin: if i % 3 == 0 {
+                    Origin::Web
+                } else {
+                    Origin::Reactor
+                },
                 event: if i % 3 == 0 {
                     Event::CoverSet {
                         category: Category::Characters,
@@ -344,7 +353,14 @@ mod tests {
         assert_eq!(s, (1..=90).filter(|i| i % 3 == 0).collect::<Vec<_>>());
         let (s, ..) = page(&l, &[("origin", "web"), ("limit", "5")]);
         assert_eq!(s, [3, 6, 9, 12, 15]);
-        let (s, ..) = page(&l, &[("category", "characters"), ("slug", "e1"), ("limit", "1000")]);
+        let (s, ..) = page(
+            &l,
+            &[
+                ("category", "characters"),
+                ("slug", "e1"),
+                ("limit", "1000"),
+            ],
+        );
         assert_eq!(s, [9, 21, 33, 45, 57, 69, 81]);
         let (s, ..) = page(&l, &[("category", "scenes")]);
         assert!(s.is_empty());
@@ -354,11 +370,19 @@ mod tests {
         // 1000 + 10 i: since 1200 → i >= 20, until 1255 → i <= 25.
         let (s, ..) = page(&l, &[("since", "1200"), ("until", "1255")]);
         assert_eq!(s, [20, 21, 22, 23, 24, 25]);
-        let (s, ..) = page(&l, &[("since", "1970-01-01T00:00:01.2Z"), ("until", "1255")]);
+        let (s, ..) = page(
+            &l,
+            &[("since", "1970-01-01T00:00:01.2Z"), ("until", "1255")],
+        );
         assert_eq!(s, [20, 21, 22, 23, 24, 25], "RFC 3339 works the same");
         let (s, ..) = page(
             &l,
-            &[("type", "cover_set,job_cancelled"), ("origin", "web,reactor"), ("limit", "3"), ("after", "40")],
+            &[
+                ("type", "cover_set,job_cancelled"),
+                ("origin", "web,reactor"),
+                ("limit", "3"),
+                ("after", "40"),
+            ],
         );
         assert_eq!(s, [41, 42, 43]);
     }
@@ -430,7 +454,10 @@ mod tests {
             (vec![("origin", "mars")], "unknown origin 'mars'"),
             (vec![("category", "hats")], "unknown category 'hats'"),
             (vec![("slug", "x")], "?slug needs ?category"),
-            (vec![("category", "characters"), ("slug", "../x")], "not a slug"),
+            (
+                vec![("category", "characters"), ("slug", "../x")],
+                "not a slug",
+            ),
             (vec![("job", "123")], "not a job id"),
             (vec![("since", "yesterday")], "?since"),
             (vec![("after", "-1")], "?after=-1"),

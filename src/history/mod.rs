@@ -1,10 +1,14 @@
 //! History: the ledger read back for people. The event log with filters and paging (`log`),
-//! field-level differences (`diff`), restore planning and previews (`restore`), stale covers
-//! (`stale`), times (`time`).
+//! field-level differences (`diff`), one entry's versions (`entry`), restore planning and
+//! previews (`restore`), deleted entries (`deleted`), audits, recipe diffs and runs again
+//! (`audit`), stale covers (`stale`), lossless export and import (`archive`), checks
+//! (`verify`), times (`time`), and the command-line tools over all of it (`tools`).
 //!
-//! Outside dependencies: none of its own; it reads the ledger through `store::ledger` and the
-//! projections through `library`. Must not: append events (restores and undeletes go through
-//! `Handle::execute`), touch redb, speak HTTP, or write files in `data/`.
+//! Outside dependencies: reqwest, in `tools` only (the tools ask a running gaze's API when it
+//! holds the ledger). It reads the ledger through `store::ledger` and the projections through
+//! `library`. Must not: append events except through `Handle::execute` (restores, undeletes),
+//! touch redb, serve HTTP, or write files in `data/` (except `gaze import --data`, which only
+//! adds missing files).
 
 pub mod archive;
 pub mod audit;
@@ -15,6 +19,7 @@ pub mod log;
 pub mod restore;
 pub mod stale;
 pub mod time;
+pub mod tools;
 pub mod verify;
 
 use crate::library::projection::Library;
@@ -52,7 +57,9 @@ impl View<'_> {
         match self.ledger.get(seq).map_err(|e| e.to_string())? {
             Some(s) => match s.envelope.event {
                 Event::JobRequested { job: j, spec } if j == job => Ok(spec),
-                _ => Err(format!("the ledger has no request for job {id} at seq {seq}")),
+                _ => Err(format!(
+                    "the ledger has no request for job {id} at seq {seq}"
+                )),
             },
             None => Err(format!("the ledger has no event {seq}")),
         }

@@ -179,10 +179,15 @@ pub fn summary(before: &Library, event: &Event) -> Value {
         }
     }
     for r in removed {
-        if put.iter().any(|p| p.category == r.category && p.slug == r.slug) {
+        if put
+            .iter()
+            .any(|p| p.category == r.category && p.slug == r.slug)
+        {
             continue;
         }
-        let name = before.get(r.category, &r.slug).map_or("", |e| e.name.as_str());
+        let name = before
+            .get(r.category, &r.slug)
+            .map_or("", |e| e.name.as_str());
         gone.push(entry_json(r.category, &r.slug, name, &r.file));
     }
     let prefs: Vec<Value> = preferences
@@ -337,13 +342,33 @@ mod tests {
                 .shelf(c)
                 .docs
                 .values()
-                .map(|e| (&e.slug, &e.file, &e.json, &e.id, &e.name, &e.cover, &e.default_fields))
+                .map(|e| {
+                    (
+                        &e.slug,
+                        &e.file,
+                        &e.json,
+                        &e.id,
+                        &e.name,
+                        &e.cover,
+                        &e.default_fields,
+                    )
+                })
                 .collect();
             let y: Vec<_> = b
                 .shelf(c)
                 .docs
                 .values()
-                .map(|e| (&e.slug, &e.file, &e.json, &e.id, &e.name, &e.cover, &e.default_fields))
+                .map(|e| {
+                    (
+                        &e.slug,
+                        &e.file,
+                        &e.json,
+                        &e.id,
+                        &e.name,
+                        &e.cover,
+                        &e.default_fields,
+                    )
+                })
                 .collect();
             if x != y {
                 return Err(format!("{c:?}: {x:?} != {y:?}"));
@@ -408,7 +433,10 @@ mod tests {
     fn content_versions_move_only_for_changed_text() {
         let s = history();
         let a = s.lib.get(Category::Characters, "a").unwrap();
-        assert_eq!(a.content_version, 13, "re-synced under a new file with new text");
+        assert_eq!(
+            a.content_version, 13,
+            "re-synced under a new file with new text"
+        );
         let mut s2 = Script {
             lib: s.lib.clone(),
             seq: s.seq,
@@ -471,7 +499,13 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|d| format!("{}/{}", d["category"].as_str().unwrap(), d["slug"].as_str().unwrap()))
+                .map(|d| {
+                    format!(
+                        "{}/{}",
+                        d["category"].as_str().unwrap(),
+                        d["slug"].as_str().unwrap()
+                    )
+                })
                 .collect()
         };
         assert_eq!(names("added"), ["characters/b"]);

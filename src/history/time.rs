@@ -53,7 +53,8 @@ fn num(s: &str, what: &str) -> Result<u32, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("{what} '{s}' is not a number"));
     }
-    s.parse().map_err(|_| format!("{what} '{s}' is out of range"))
+    s.parse()
+        .map_err(|_| format!("{what} '{s}' is out of range"))
 }
 
 /// Parses a time given as unix milliseconds (digits only) or RFC 3339
@@ -93,7 +94,11 @@ pub fn parse(text: &str) -> Result<u64, String> {
     if c.len() != 3 || c.iter().any(|p| p.len() != 2) {
         return Err(bad());
     }
-    let (h, mi, s) = (num(c[0], "hour")?, num(c[1], "minute")?, num(c[2], "second")?);
+    let (h, mi, s) = (
+        num(c[0], "hour")?,
+        num(c[1], "minute")?,
+        num(c[2], "second")?,
+    );
     if h > 23 || mi > 59 || s > 60 {
         return Err(format!("'{t}': no such time of day"));
     }

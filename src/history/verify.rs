@@ -112,7 +112,9 @@ fn check_data(lib: &Library, data: &Path, r: &mut Report) {
             }
             let shown = format!("data/{}/{name}", c.desc().dir);
             match shelf.failures.get(&name) {
-                Some(f) => r.notes.push(format!("{shown} could not be read: {}", f.error)),
+                Some(f) => r
+                    .notes
+                    .push(format!("{shown} could not be read: {}", f.error)),
                 None => r.problems.push(format!(
                     "{shown} is not in the library: added outside the app and not synced yet"
                 )),
@@ -268,8 +270,11 @@ mod tests {
             .collect();
         l.append(batch).unwrap();
         let lib = crate::store::snapshot::replay(&l, u64::MAX).unwrap();
-        l.write_snapshot(2, &crate::store::snapshot::replay(&l, 2).unwrap().to_snapshot())
-            .unwrap();
+        l.write_snapshot(
+            2,
+            &crate::store::snapshot::replay(&l, 2).unwrap().to_snapshot(),
+        )
+        .unwrap();
         l.append(vec![Envelope {
             id: 9,
             at: 2,
@@ -280,8 +285,11 @@ mod tests {
         let scenes = dir.path().join("data/scenes");
         std::fs::create_dir_all(&scenes).unwrap();
         for d in docs {
-            std::fs::write(scenes.join(format!("{d}.json")), format!("{{\"scene_id\": \"{d}\"}}\n"))
-                .unwrap();
+            std::fs::write(
+                scenes.join(format!("{d}.json")),
+                format!("{{\"scene_id\": \"{d}\"}}\n"),
+            )
+            .unwrap();
         }
         (dir, l, lib)
     }
@@ -320,7 +328,11 @@ mod tests {
         let r = verify(&l, &dir.path().join("data"), None);
         assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
         assert!(r.problems[0].contains("snapshot at seq 3 does not decode"));
-        assert!(r.problems[1].contains("snapshot at seq 4 differs"), "{}", r.problems[1]);
+        assert!(
+            r.problems[1].contains("snapshot at seq 4 differs"),
+            "{}",
+            r.problems[1]
+        );
     }
 
     #[test]

@@ -460,7 +460,10 @@ impl Ledger {
         let t = rx.open_table(IDX_SUBJECTS).map_err(storage)?;
         let c = c.index() as u8;
         let mut out = Vec::new();
-        for row in t.range((c, slug, 0)..=(c, slug, u64::MAX)).map_err(storage)? {
+        for row in t
+            .range((c, slug, 0)..=(c, slug, u64::MAX))
+            .map_err(storage)?
+        {
             let (k, _) = row.map_err(storage)?;
             out.push(k.value().2);
         }
@@ -590,7 +593,10 @@ impl Ledger {
         tx.open_table(IDX_TAGS).unwrap();
         tx.open_table(IDX_SUBJECTS).unwrap();
         tx.open_table(IDX_JOBS).unwrap();
-        tx.open_table(META).unwrap().remove(INDEXED_THROUGH).unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .remove(INDEXED_THROUGH)
+            .unwrap();
         tx.commit().unwrap();
     }
 
@@ -669,14 +675,22 @@ mod tests {
                 slug: format!("e{}", i % 5),
                 path: format!("p{i}"),
             },
-            1 => Event::JobCancelled { job: u128::from(i % 7) },
+            1 => Event::JobCancelled {
+                job: u128::from(i % 7),
+            },
             2 => Event::CoversCleared { category: c },
-            _ => Event::QueuePaused { paused: i % 2 == 0 },
+            _ => Event::QueuePaused {
+                paused: i.is_multiple_of(2),
+            },
         };
         Envelope {
             id: u128::from(i),
             at: 1000 + i * 10,
-            origin: if i % 3 == 0 { Origin::Web } else { Origin::Reactor },
+            origin: if i.is_multiple_of(3) {
+                Origin::Web
+            } else {
+                Origin::Reactor
+            },
             event,
         }
     }
@@ -741,7 +755,11 @@ mod tests {
         for scan in all_scans() {
             for (from, to) in [(1, 100), (17, 64), (50, 50), (90, 200), (70, 10)] {
                 let want = expected(&l, &scan, from, to);
-                assert_eq!(seqs(&l, &scan, from, to, false), want, "{scan:?} {from}..{to}");
+                assert_eq!(
+                    seqs(&l, &scan, from, to, false),
+                    want,
+                    "{scan:?} {from}..{to}"
+                );
                 let mut rev = want.clone();
                 rev.reverse();
                 assert_eq!(seqs(&l, &scan, from, to, true), rev, "{scan:?} desc");
@@ -756,7 +774,12 @@ mod tests {
         assert_eq!(first3, [99, 96, 93], "a scan stops when told");
         assert_eq!(
             l.subject_seqs(Category::Characters, "e2").unwrap(),
-            expected(&l, &Scan::Subject(Category::Characters, "e2".into()), 1, 100)
+            expected(
+                &l,
+                &Scan::Subject(Category::Characters, "e2".into()),
+                1,
+                100
+            )
         );
     }
 
@@ -817,7 +840,10 @@ mod tests {
         assert!(b.append_raw(&records[11..12]).is_err(), "a gap is refused");
         let mut bad = records[10].clone();
         bad.1.push(0);
-        assert!(b.append_raw(&[bad]).is_err(), "bytes that do not decode are refused");
+        assert!(
+            b.append_raw(&[bad]).is_err(),
+            "bytes that do not decode are refused"
+        );
         b.append_raw(&records[10..]).unwrap();
         let mut copied = Vec::new();
         b.raw(1, u64::MAX, |seq, bytes| {

@@ -29,10 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/restore", post(restore))
         .route("/api/restore/preview", get(preview_get).post(preview_post))
         .route("/api/deleted", get(deleted))
-        .route(
-            "/api/deleted/{category}/{slug}/undelete",
-            post(undelete),
-        )
+        .route("/api/deleted/{category}/{slug}/undelete", post(undelete))
         .route("/api/history/{category}/{slug}", get(versions))
         .route("/api/history/{category}/{slug}/diff", get(version_diff))
         .route("/api/audit/jobs/{job}", get(audit_job))
@@ -65,9 +62,11 @@ pub async fn with_view<T: Send + 'static>(
 }
 
 fn seq_field(b: &Map<String, Value>, key: &str) -> Result<u64, ApiError> {
-    b.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ApiError::bad(format!("the body needs \"{key}\": a seq (a whole number ≥ 0)")))
+    b.get(key).and_then(Value::as_u64).ok_or_else(|| {
+        ApiError::bad(format!(
+            "the body needs \"{key}\": a seq (a whole number ≥ 0)"
+        ))
+    })
 }
 
 fn q_seq(q: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {
@@ -140,8 +139,7 @@ async fn preview(s: &AppState, to_seq: u64) -> ApiResult {
 }
 
 async fn preview_get(State(s): State<AppState>, Query(q): Q) -> ApiResult {
-    let to_seq =
-        q_seq(&q, "to_seq")?.ok_or_else(|| ApiError::bad("?to_seq=SEQ is required"))?;
+    let to_seq = q_seq(&q, "to_seq")?.ok_or_else(|| ApiError::bad("?to_seq=SEQ is required"))?;
     preview(&s, to_seq).await
 }
 
@@ -153,10 +151,7 @@ async fn preview_post(State(s): State<AppState>, body: Bytes) -> ApiResult {
 /// Restores the library to right after `to_seq` (after a rescan, so edits made on disk a
 /// moment ago are in the ledger first, never overwritten unseen). Returns the restore's seq
 /// (`None`: nothing to change), the library before it, and the changes.
-pub async fn do_restore(
-    s: &AppState,
-    to_seq: u64,
-) -> Result<(Option<u64>, Value), ApiError> {
+pub async fn do_restore(s: &AppState, to_seq: u64) -> Result<(Option<u64>, Value), ApiError> {
     known_seq(s, to_seq)?;
     s.handle
         .run(Origin::Web, Request::Rescan(Category::ALL.to_vec()))
@@ -277,6 +272,15 @@ async fn versions(
 ) -> ApiResult {
     let c = category(&cat)?;
     let slug = slug_param(&slug)?.to_string();
+    if let Some(at) = q_seq(&q, "at")? {
+        let h = s.handle.clone();
+        let text =
+            tokio::task::spawn_blocking(move || history::entry::text_at(h.ledger(), c, &slug, at))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?;
+        return Ok(Json(json!({"seq": at, "text": text})).into_response());
+    }
     let before = q_seq(&q, "before")?;
     let limit = q_seq(&q, "limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
     let with_text = q.get("text").is_some_and(|v| v == "true" || v == "1");
@@ -354,7 +358,9 @@ async fn audit_image(State(s): State<AppState>, Query(q): Q) -> ApiResult {
     let path = q
         .get("path")
         .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::bad("?path=IMAGE is required (e.g. /static/uploads/…/<job>_0.png)"))?
+        .ok_or_else(|| {
+            ApiError::bad("?path=IMAGE is required (e.g. /static/uploads/…/<job>_0.png)")
+        })?
         .clone();
     let id = image_job(&s.handle.library(), &path)?;
     let mut v = with_view(&s, move |v| audit::audit(&v, id)).await?;
@@ -428,15 +434,18 @@ async fn run_again(State(s): State<AppState>, Path(job): Path<String>, body: Byt
     };
     let mode = match b.get("mode") {
         None | Some(Value::Null) => Again::Exact,
-        Some(Value::String(m)) => Again::parse(m).ok_or_else(|| {
-            ApiError::bad(format!("\"mode\" '{m}' is not exact or today"))
-        })?,
+        Some(Value::String(m)) => Again::parse(m)
+            .ok_or_else(|| ApiError::bad(format!("\"mode\" '{m}' is not exact or today")))?,
         Some(_) => return Err(ApiError::bad("\"mode\" must be \"exact\" or \"today\"")),
     };
     let action = match b.get("action") {
         None | Some(Value::Null) => None,
         Some(Value::String(a)) if a == "preview" || a == "replace" => Some(a.clone()),
-        Some(_) => return Err(ApiError::bad("\"action\" must be \"preview\" or \"replace\"")),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "\"action\" must be \"preview\" or \"replace\"",
+            ));
+        }
     };
     let new_job = do_run_again(&s, id, mode, action).await?;
     Ok((
@@ -492,17 +501,16 @@ fn regenerate_spec(v: &View<'_>, c: Category, slug: &str, seed: u64) -> Result<J
     body.insert("category".into(), c.key().into());
     body.insert("slug".into(), slug.into());
     body.insert("action".into(), "replace".into());
-    if !matches!(c, Category::Characters | Category::Looks | Category::Presets) {
+    if !matches!(
+        c,
+        Category::Characters | Category::Looks | Category::Presets
+    ) {
         body.insert("character".into(), crate::engine::RANDOM_SENTINEL.into());
     }
     let req = crate::jobs::request::GenRequest::from_json(&body)?;
-    let resolved = crate::jobs::request::resolve(
-        v.lib,
-        &req,
-        seed,
-        &crate::jobs::request::Backend::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let resolved =
+        crate::jobs::request::resolve(v.lib, &req, seed, &crate::jobs::request::Backend::default())
+            .map_err(|e| e.to_string())?;
     Ok(crate::jobs::request::job_spec(&req, &resolved, &body))
 }
 

@@ -8,6 +8,7 @@ mod comfy;
 mod crash;
 mod engine;
 mod generate;
+mod history;
 mod jobs;
 mod library;
 mod replay;

@@ -41,7 +41,10 @@ pub fn routes() -> Router<AppState> {
             post(regenerate_post),
         )
         .route("/{singular}/{slug}/history", get(entry_page))
-        .route("/{singular}/{slug}/history/restore", post(entry_restore_post))
+        .route(
+            "/{singular}/{slug}/history/restore",
+            post(entry_restore_post),
+        )
         .route("/audit", get(audit_lookup))
         .route("/audit/diff", get(audit_diff_page))
         .route("/audit/{job}", get(audit_page))
@@ -274,7 +277,11 @@ async fn log_page(State(s): State<AppState>, Query(raw): Query<Vec<(String, Stri
         .iter()
         .map(|o| o.as_str().to_string())
         .collect();
-    let chosen_cat: Vec<String> = filter.category.iter().map(|c| c.key().to_string()).collect();
+    let chosen_cat: Vec<String> = filter
+        .category
+        .iter()
+        .map(|c| c.key().to_string())
+        .collect();
     let last = s.handle.ledger().last_seq();
     let body = html! {
         h1 { "History" }
@@ -391,7 +398,11 @@ fn field_of(v: &Value) -> Option<FieldDiff> {
     let list = |k: &str| -> Vec<String> {
         v["tags"][k]
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Some(FieldDiff {
@@ -686,20 +697,35 @@ async fn entry_page(
         let (targets, current) = {
             let lib = h.library();
             let current = lib.get(c, &slug2).map(|e| {
-                (e.name.clone(), e.cover.clone(), e.content_version, stale::entry_is_stale(&lib, e))
+                (
+                    e.name.clone(),
+                    e.cover.clone(),
+                    e.content_version,
+                    stale::entry_is_stale(&lib, e),
+                )
             });
             (history::entry::target_jobs(&lib, c, &slug2), current)
         };
         let jobs = history::entry::jobs_by_version(ledger, c, &slug2, targets)?;
         let diff = match (a, b) {
-            (Some(a), Some(b)) => Some((a, b, history::entry::diff_versions(ledger, c, &slug2, a, b)?)),
+            (Some(a), Some(b)) => Some((
+                a,
+                b,
+                history::entry::diff_versions(ledger, c, &slug2, a, b)?,
+            )),
             _ => None,
         };
         let at = match at {
             Some(seq) => Some((seq, history::entry::text_at(ledger, c, &slug2, seq)?)),
             None => None,
         };
-        Ok(EntryView { versions, jobs, diff, at, current })
+        Ok(EntryView {
+            versions,
+            jobs,
+            diff,
+            at,
+            current,
+        })
     })
     .await;
     let v = match r {
@@ -823,14 +849,18 @@ async fn entry_restore_post(
     };
     let h = s.handle.clone();
     let slug2 = slug.clone();
-    let text = tokio::task::spawn_blocking(move || history::entry::text_at(h.ledger(), c, &slug2, seq))
-        .await;
+    let text =
+        tokio::task::spawn_blocking(move || history::entry::text_at(h.ledger(), c, &slug2, seq))
+            .await;
     let text = match text {
         Ok(Ok(Some(t))) => t,
         Ok(Ok(None)) => {
             return error_page(
                 StatusCode::BAD_REQUEST,
-                &format!("{} '{slug}' was not in the library at seq {seq}", c.desc().singular),
+                &format!(
+                    "{} '{slug}' was not in the library at seq {seq}",
+                    c.desc().singular
+                ),
             );
         }
         Ok(Err(e)) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e),
@@ -1018,7 +1048,10 @@ async fn again_post(
         return error_page(StatusCode::NOT_FOUND, &format!("no job {job}"));
     }
     let Some(mode) = form.get("mode").and_then(|m| Again::parse(m)) else {
-        return error_page(StatusCode::BAD_REQUEST, "the form needs mode: exact or today");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "the form needs mode: exact or today",
+        );
     };
     let action = form
         .get("action")
@@ -1032,7 +1065,10 @@ async fn again_post(
 
 async fn audit_diff_page(State(s): State<AppState>, Query(q): Q) -> Response {
     let (Some(a), Some(b)) = (q.get("a"), q.get("b")) else {
-        return error_page(StatusCode::BAD_REQUEST, "?a=&b= are required: job ids or image paths");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "?a=&b= are required: job ids or image paths",
+        );
     };
     let pick = |t: &str| -> Result<u128, String> {
         let lib = s.handle.library();
@@ -1079,8 +1115,14 @@ mod tests {
 
     #[test]
     fn query_values_are_encoded() {
-        assert_eq!(enc("2026-05-01T12:00:00+02:00"), "2026-05-01T12%3A00%3A00%2B02%3A00");
-        assert_eq!(query_string(&[("a", "x y".into()), ("b", "ü".into())]), "a=x%20y&b=%C3%BC");
+        assert_eq!(
+            enc("2026-05-01T12:00:00+02:00"),
+            "2026-05-01T12%3A00%3A00%2B02%3A00"
+        );
+        assert_eq!(
+            query_string(&[("a", "x y".into()), ("b", "ü".into())]),
+            "a=x%20y&b=%C3%BC"
+        );
     }
 
     #[test]
