@@ -585,6 +585,7 @@ pub fn restore(a: &RestoreArgs) -> Result<(), String> {
                     uploads: PathBuf::from("static/uploads"),
                     loras: None,
                     checkpoints: None,
+                    workflow: None,
                 },
             )
             .map_err(|e| e.to_string())?;

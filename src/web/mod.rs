@@ -2,10 +2,13 @@
 //! module that touches axum and maud; it reads projections and sends commands to the handle.
 
 mod api;
+pub mod assets;
 mod error;
+pub mod guard;
 pub(crate) mod history_api;
 mod jobs;
-mod pages;
+pub mod pages;
+pub mod thumbs;
 
 use crate::cli::Config;
 use crate::handle::Handle;
@@ -23,23 +26,48 @@ pub struct AppState {
     pub list_cache: Arc<std::sync::Mutex<ListCache>>,
     /// The reactor's live state; `None` when no reactor runs (tools, tests of the API alone).
     pub live: Option<crate::jobs::reactor::Live>,
+    /// The request guard's settings and the CSRF token.
+    pub guard: Arc<guard::Guard>,
+    /// Versioned URLs of the static assets.
+    pub assets: Arc<assets::Assets>,
+    /// The thumbnail cache, and how many thumbnails requests may make at once.
+    pub thumbs: Arc<crate::library::thumbs::Thumbs>,
+    pub thumb_permits: Arc<tokio::sync::Semaphore>,
 }
 
 pub type ListCache =
     std::collections::HashMap<crate::library::category::Category, (u64, axum::body::Bytes)>;
 
 impl AppState {
+    /// `bound` is the address the listener got (its IP is an allowed Host).
     pub fn new(
         handle: Handle,
         config: Config,
         live: Option<crate::jobs::reactor::Live>,
+        bound: Option<std::net::SocketAddr>,
     ) -> AppState {
+        let csrf = guard::load_or_make_secret(&config.ledger);
+        let guard = guard::Guard::new(&config.allow_hosts, bound, csrf);
+        if let Some(w) = guard.exposure_warning() {
+            tracing::warn!("{w}");
+        }
+        let assets = assets::Assets::scan(&config.static_dir);
+        let thumbs = Arc::new(crate::library::thumbs::Thumbs::open(&config.uploads));
         AppState {
             handle,
             config: Arc::new(config),
             list_cache: Arc::default(),
             live,
+            guard: Arc::new(guard),
+            assets: Arc::new(assets),
+            thumbs,
+            thumb_permits: Arc::new(tokio::sync::Semaphore::new(2)),
         }
+    }
+
+    /// The token HTML forms carry (see `guard`).
+    pub fn csrf_token(&self) -> &str {
+        self.guard.csrf_token()
     }
 }
 
@@ -51,9 +79,14 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(jobs::routes())
         .merge(history_api::routes())
+        .merge(thumbs::routes())
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
         .nest_service("/static", statics)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::layer,
+        ))
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -95,8 +95,16 @@ async fn form(g: &Gaze, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    // The form's CSRF token, as the page gives it.
+    let (_, html) = page(g, "/history/deleted").await;
+    let token = select(&html, "meta[name=csrf-token]")[0]
+        .value()
+        .attr("content")
+        .unwrap()
+        .to_string();
     let body: String = fields
         .iter()
+        .chain([&("csrf", token.as_str())])
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");

@@ -4,13 +4,17 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod comfy;
 mod crash;
 mod engine;
 mod generate;
+mod guard;
 mod history;
 mod jobs;
 mod library;
 mod replay;
 mod sync;
+mod template;
+mod thumbs;
 mod tidy;

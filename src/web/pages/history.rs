@@ -54,17 +54,17 @@ pub fn routes() -> Router<AppState> {
 // ---- shared pieces ---------------------------------------------------------------------
 
 /// The CSRF field every form carries.
-// CSRF: replace with `crate::web::guard::csrf_field(state)` once the request guard is on main.
-fn csrf(_s: &AppState) -> Markup {
-    html! {}
+fn csrf(s: &AppState) -> Markup {
+    crate::web::guard::csrf_field(s)
 }
 
 /// The page frame: the layout, this family's stylesheet and its tabs.
-fn page(title: &str, active: &str, body: Markup) -> Markup {
+fn page(s: &AppState, title: &str, active: &str, body: Markup) -> Markup {
     layout(
+        s,
         title,
         html! {
-            link rel="stylesheet" href="/static/css/history.css";
+            link rel="stylesheet" href=(s.assets.url("css/history.css"));
             div.gaze-history {
                 ul.nav.nav-tabs {
                     @for (href, label) in [("/history", "Event log"), ("/history/deleted", "Deleted entries"), ("/history/stale", "Stale covers")] {
@@ -79,10 +79,11 @@ fn page(title: &str, active: &str, body: Markup) -> Markup {
     )
 }
 
-fn error_page(status: StatusCode, message: &str) -> Response {
+fn error_page(s: &AppState, status: StatusCode, message: &str) -> Response {
     (
         status,
         page(
+            s,
             "History",
             "",
             html! { h1 { "Cannot show this" } div.alert.alert-danger { (message) } },
@@ -91,10 +92,8 @@ fn error_page(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-impl From<ApiError> for Response {
-    fn from(e: ApiError) -> Response {
-        error_page(e.status, &e.message)
-    }
+fn api_err(s: &AppState, e: ApiError) -> Response {
+    error_page(s, e.status, &e.message)
 }
 
 /// Percent-encodes a query value.
@@ -236,7 +235,7 @@ async fn log_page(State(s): State<AppState>, Query(raw): Query<Vec<(String, Stri
     q.entry("limit".into()).or_insert_with(|| "50".into());
     let (filter, mut paging) = match log::Filter::from_query(&q) {
         Ok(x) => x,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return error_page(&s, StatusCode::BAD_REQUEST, &e),
     };
     // The page opens on the newest events.
     paging.newest = true;
@@ -245,8 +244,8 @@ async fn log_page(State(s): State<AppState>, Query(raw): Query<Vec<(String, Stri
     let page_r = tokio::task::spawn_blocking(move || log::query(h.ledger(), &f2, &paging)).await;
     let result = match page_r {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(Err(e)) => return error_page(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => return error_page(&s, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let base = filter.to_query();
     let link = |cursor: (&'static str, u64)| {
@@ -321,7 +320,7 @@ async fn log_page(State(s): State<AppState>, Query(raw): Query<Vec<(String, Stri
         @if result.events.is_empty() { p.text-muted { "No events match." } }
         (pager(&result, &link))
     };
-    page("History", "Event log", body).into_response()
+    page(&s, "History", "Event log", body).into_response()
 }
 
 fn pager(p: &log::Page, link: &dyn Fn((&'static str, u64)) -> String) -> Markup {
@@ -469,12 +468,11 @@ fn restore_form(s: &AppState, to_seq: u64, label: &str, class: &str) -> Markup {
 
 async fn restore_preview(State(s): State<AppState>, Query(q): Q) -> Response {
     let Some(to_seq) = q.get("to_seq").and_then(|v| v.parse::<u64>().ok()) else {
-        return error_page(StatusCode::BAD_REQUEST, "?to_seq=SEQ is required");
+        return error_page(&s, StatusCode::BAD_REQUEST, "?to_seq=SEQ is required");
     };
     let last = s.handle.ledger().last_seq();
     if to_seq > last {
-        return error_page(
-            StatusCode::BAD_REQUEST,
+        return error_page(&s, StatusCode::BAD_REQUEST,
             &format!("seq {to_seq} is not in the ledger (it ends at {last})"),
         );
     }
@@ -486,13 +484,13 @@ async fn restore_preview(State(s): State<AppState>, Query(q): Q) -> Response {
     .await;
     let (plan, at) = match planned {
         Ok(x) => x,
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return error_page(&s, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let (event, before) = match plan {
         Ok(x) => x,
         Err(e) => {
             let e = ApiError::from(e);
-            return error_page(e.status, &e.message);
+            return error_page(&s, e.status, &e.message);
         }
     };
     let body = html! {
@@ -513,7 +511,7 @@ async fn restore_preview(State(s): State<AppState>, Query(q): Q) -> Response {
             }
         }
     };
-    page("Restore", "Event log", body).into_response()
+    page(&s, "Restore", "Event log", body).into_response()
 }
 
 async fn restore_post(
@@ -521,17 +519,16 @@ async fn restore_post(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let Some(to_seq) = form.get("to_seq").and_then(|v| v.parse::<u64>().ok()) else {
-        return error_page(StatusCode::BAD_REQUEST, "the form needs to_seq");
+        return error_page(&s, StatusCode::BAD_REQUEST, "the form needs to_seq");
     };
     match do_restore(&s, to_seq).await {
         Ok((Some(seq), _)) => Redirect::to(&format!("/history/restored/{seq}")).into_response(),
-        Ok((None, _)) => page(
-            "Restore",
+        Ok((None, _)) => page(&s, "Restore",
             "Event log",
             html! { h1 { "Nothing to restore" } p { "The library already is as it was right after seq " (to_seq) "." } },
         )
         .into_response(),
-        Err(e) => e.into(),
+        Err(e) => api_err(&s, e),
     }
 }
 
@@ -551,7 +548,7 @@ async fn restored_page(State(s): State<AppState>, Path(seq): Path<u64>) -> Respo
     .await;
     let changes = match r {
         Ok(c) => c,
-        Err(e) => return e.into(),
+        Err(e) => return api_err(&s, e),
     };
     let body = html! {
         h1 { "Restored to seq " (changes["to_seq"]) }
@@ -559,7 +556,7 @@ async fn restored_page(State(s): State<AppState>, Path(seq): Path<u64>) -> Respo
         (restore_form(&s, seq - 1, "Undo this restore", "btn-primary"))
         (changes_view(&changes))
     };
-    page("Restored", "Event log", body).into_response()
+    page(&s, "Restored", "Event log", body).into_response()
 }
 
 // ---- deleted entries and stale covers --------------------------------------------------
@@ -567,7 +564,7 @@ async fn restored_page(State(s): State<AppState>, Path(seq): Path<u64>) -> Respo
 async fn deleted_page(State(s): State<AppState>) -> Response {
     let list = match with_view(&s, |v| history::deleted::list(v.ledger, v.lib, 200)).await {
         Ok(l) => l,
-        Err(e) => return e.into(),
+        Err(e) => return api_err(&s, e),
     };
     let body = html! {
         h1 { "Deleted entries" }
@@ -592,7 +589,7 @@ async fn deleted_page(State(s): State<AppState>) -> Response {
             }
         }
     };
-    page("Deleted entries", "Deleted entries", body).into_response()
+    page(&s, "Deleted entries", "Deleted entries", body).into_response()
 }
 
 async fn undelete_post(
@@ -600,14 +597,14 @@ async fn undelete_post(
     Path((cat, slug)): Path<(String, String)>,
 ) -> Response {
     let Some(c) = Category::parse(&cat) else {
-        return error_page(StatusCode::NOT_FOUND, &format!("unknown category '{cat}'"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("unknown category '{cat}'"));
     };
     if !is_slug(&slug) {
-        return error_page(StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
     }
     match do_undelete(&s, c, &slug).await {
         Ok(_) => Redirect::to(&entry_history_link(c, &slug)).into_response(),
-        Err(e) => e.into(),
+        Err(e) => api_err(&s, e),
     }
 }
 
@@ -640,19 +637,19 @@ async fn stale_page(State(s): State<AppState>, Query(q): Q) -> Response {
             p { "Every cover was made from its entry's current text." }
         }
     };
-    page("Stale covers", "Stale covers", body).into_response()
+    page(&s, "Stale covers", "Stale covers", body).into_response()
 }
 
 async fn regenerate_post(State(s): State<AppState>, Path(cat): Path<String>) -> Response {
     let Some(c) = Category::parse(&cat) else {
-        return error_page(StatusCode::NOT_FOUND, &format!("unknown category '{cat}'"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("unknown category '{cat}'"));
     };
     match do_regenerate(&s, c).await {
         Ok(v) => {
             let n = v["job_ids"].as_array().map_or(0, Vec::len);
             Redirect::to(&format!("/history/stale?queued={n}")).into_response()
         }
-        Err(e) => e.into(),
+        Err(e) => api_err(&s, e),
     }
 }
 
@@ -679,10 +676,10 @@ async fn entry_page(
     Query(q): Q,
 ) -> Response {
     let Some(c) = category_of_singular(&singular) else {
-        return error_page(StatusCode::NOT_FOUND, &format!("no page /{singular}/…"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("no page /{singular}/…"));
     };
     if !is_slug(&slug) {
-        return error_page(StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
     }
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
     let (before, a, b, at) = (num("before"), num("a"), num("b"), num("at"));
@@ -730,8 +727,8 @@ async fn entry_page(
     .await;
     let v = match r {
         Ok(Ok(v)) => v,
-        Ok(Err(e)) => return error_page(StatusCode::NOT_FOUND, &e),
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(Err(e)) => return error_page(&s, StatusCode::NOT_FOUND, &e),
+        Err(e) => return error_page(&s, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let title = v
         .current
@@ -830,7 +827,7 @@ async fn entry_page(
         }
         p { a href={ "/history?category=" (c.key()) "&slug=" (slug) } { "This entry in the event log" } }
     };
-    page(&format!("{title} · history"), "", body).into_response()
+    page(&s, &format!("{title} · history"), "", body).into_response()
 }
 
 async fn entry_restore_post(
@@ -839,13 +836,13 @@ async fn entry_restore_post(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let Some(c) = category_of_singular(&singular) else {
-        return error_page(StatusCode::NOT_FOUND, &format!("no page /{singular}/…"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("no page /{singular}/…"));
     };
     if !is_slug(&slug) {
-        return error_page(StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
     }
     let Some(seq) = form.get("seq").and_then(|v| v.parse::<u64>().ok()) else {
-        return error_page(StatusCode::BAD_REQUEST, "the form needs seq");
+        return error_page(&s, StatusCode::BAD_REQUEST, "the form needs seq");
     };
     let h = s.handle.clone();
     let slug2 = slug.clone();
@@ -855,20 +852,19 @@ async fn entry_restore_post(
     let text = match text {
         Ok(Ok(Some(t))) => t,
         Ok(Ok(None)) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
+            return error_page(&s, StatusCode::BAD_REQUEST,
                 &format!(
                     "{} '{slug}' was not in the library at seq {seq}",
                     c.desc().singular
                 ),
             );
         }
-        Ok(Err(e)) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(Err(e)) => return error_page(&s, StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => return error_page(&s, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let doc = match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(m)) => m,
-        _ => return error_page(StatusCode::BAD_REQUEST, "that version is not a JSON object"),
+        _ => return error_page(&s, StatusCode::BAD_REQUEST, "that version is not a JSON object"),
     };
     let r = s
         .handle
@@ -883,7 +879,7 @@ async fn entry_restore_post(
         .await;
     match r {
         Ok(_) => Redirect::to(&entry_history_link(c, &slug)).into_response(),
-        Err(e) => ApiError::from(e).into(),
+        Err(e) => api_err(&s, ApiError::from(e)),
     }
 }
 
@@ -891,11 +887,11 @@ async fn entry_restore_post(
 
 async fn audit_lookup(State(s): State<AppState>, Query(q): Q) -> Response {
     let Some(path) = q.get("image").filter(|p| !p.is_empty()) else {
-        return error_page(StatusCode::BAD_REQUEST, "?image=PATH is required");
+        return error_page(&s, StatusCode::BAD_REQUEST, "?image=PATH is required");
     };
     match audit::job_of_image(&s.handle.library(), path) {
         Ok(job) => Redirect::to(&format!("/audit/{}", ulid_text(job))).into_response(),
-        Err(e) => error_page(StatusCode::NOT_FOUND, &e),
+        Err(e) => error_page(&s, StatusCode::NOT_FOUND, &e),
     }
 }
 
@@ -918,14 +914,14 @@ fn tag_sources(title: &str, list: &Value) -> Markup {
 async fn audit_page(State(s): State<AppState>, Path(job): Path<String>) -> Response {
     let id = match log::parse_job(&job) {
         Ok(id) => id,
-        Err(e) => return error_page(StatusCode::NOT_FOUND, &e),
+        Err(e) => return error_page(&s, StatusCode::NOT_FOUND, &e),
     };
     if s.handle.library().jobs.get(id).is_none() {
-        return error_page(StatusCode::NOT_FOUND, &format!("no job {job}"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("no job {job}"));
     }
     let a = match with_view(&s, move |v: View<'_>| audit::audit(&v, id)).await {
         Ok(a) => a,
-        Err(e) => return e.into(),
+        Err(e) => return api_err(&s, e),
     };
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
@@ -1032,7 +1028,7 @@ async fn audit_page(State(s): State<AppState>, Path(job): Path<String>) -> Respo
             ul { @for j in &again { li { a href={ "/audit/" (text(j)) } { code { (text(j)) } } } } }
         }
     };
-    page("Audit", "", body).into_response()
+    page(&s, "Audit", "", body).into_response()
 }
 
 async fn again_post(
@@ -1042,14 +1038,13 @@ async fn again_post(
 ) -> Response {
     let id = match log::parse_job(&job) {
         Ok(id) => id,
-        Err(e) => return error_page(StatusCode::NOT_FOUND, &e),
+        Err(e) => return error_page(&s, StatusCode::NOT_FOUND, &e),
     };
     if s.handle.library().jobs.get(id).is_none() {
-        return error_page(StatusCode::NOT_FOUND, &format!("no job {job}"));
+        return error_page(&s, StatusCode::NOT_FOUND, &format!("no job {job}"));
     }
     let Some(mode) = form.get("mode").and_then(|m| Again::parse(m)) else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
+        return error_page(&s, StatusCode::BAD_REQUEST,
             "the form needs mode: exact or today",
         );
     };
@@ -1059,14 +1054,13 @@ async fn again_post(
         .cloned();
     match do_run_again(&s, id, mode, action).await {
         Ok(new_job) => Redirect::to(&format!("/audit/{}", ulid_text(new_job))).into_response(),
-        Err(e) => e.into(),
+        Err(e) => api_err(&s, e),
     }
 }
 
 async fn audit_diff_page(State(s): State<AppState>, Query(q): Q) -> Response {
     let (Some(a), Some(b)) = (q.get("a"), q.get("b")) else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
+        return error_page(&s, StatusCode::BAD_REQUEST,
             "?a=&b= are required: job ids or image paths",
         );
     };
@@ -1080,7 +1074,7 @@ async fn audit_diff_page(State(s): State<AppState>, Query(q): Q) -> Response {
     };
     let (ja, jb) = match (pick(a), pick(b)) {
         (Ok(x), Ok(y)) => (x, y),
-        (Err(e), _) | (_, Err(e)) => return error_page(StatusCode::NOT_FOUND, &e),
+        (Err(e), _) | (_, Err(e)) => return error_page(&s, StatusCode::NOT_FOUND, &e),
     };
     let d = with_view(&s, move |v| {
         let ra: Value = serde_json::from_str(&v.job_spec(ja)?.recipe).unwrap_or(Value::Null);
@@ -1090,7 +1084,7 @@ async fn audit_diff_page(State(s): State<AppState>, Query(q): Q) -> Response {
     .await;
     let d = match d {
         Ok(d) => d,
-        Err(e) => return e.into(),
+        Err(e) => return api_err(&s, e),
     };
     let part = |k: &str| -> Vec<FieldDiff> {
         d[k].as_array()
@@ -1106,7 +1100,7 @@ async fn audit_diff_page(State(s): State<AppState>, Query(q): Q) -> Response {
             @if !fields.is_empty() { h2 { (title) } (field_rows(&fields)) }
         }
     };
-    page("Recipe differences", "", body).into_response()
+    page(&s, "Recipe differences", "", body).into_response()
 }
 
 #[cfg(test)]
