@@ -472,7 +472,9 @@ async fn restore_preview(State(s): State<AppState>, Query(q): Q) -> Response {
     };
     let last = s.handle.ledger().last_seq();
     if to_seq > last {
-        return error_page(&s, StatusCode::BAD_REQUEST,
+        return error_page(
+            &s,
+            StatusCode::BAD_REQUEST,
             &format!("seq {to_seq} is not in the ledger (it ends at {last})"),
         );
     }
@@ -597,10 +599,18 @@ async fn undelete_post(
     Path((cat, slug)): Path<(String, String)>,
 ) -> Response {
     let Some(c) = Category::parse(&cat) else {
-        return error_page(&s, StatusCode::NOT_FOUND, &format!("unknown category '{cat}'"));
+        return error_page(
+            &s,
+            StatusCode::NOT_FOUND,
+            &format!("unknown category '{cat}'"),
+        );
     };
     if !is_slug(&slug) {
-        return error_page(&s, StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
+        return error_page(
+            &s,
+            StatusCode::NOT_FOUND,
+            &format!("'{slug}' is not a slug"),
+        );
     }
     match do_undelete(&s, c, &slug).await {
         Ok(_) => Redirect::to(&entry_history_link(c, &slug)).into_response(),
@@ -642,7 +652,11 @@ async fn stale_page(State(s): State<AppState>, Query(q): Q) -> Response {
 
 async fn regenerate_post(State(s): State<AppState>, Path(cat): Path<String>) -> Response {
     let Some(c) = Category::parse(&cat) else {
-        return error_page(&s, StatusCode::NOT_FOUND, &format!("unknown category '{cat}'"));
+        return error_page(
+            &s,
+            StatusCode::NOT_FOUND,
+            &format!("unknown category '{cat}'"),
+        );
     };
     match do_regenerate(&s, c).await {
         Ok(v) => {
@@ -679,7 +693,11 @@ async fn entry_page(
         return error_page(&s, StatusCode::NOT_FOUND, &format!("no page /{singular}/…"));
     };
     if !is_slug(&slug) {
-        return error_page(&s, StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
+        return error_page(
+            &s,
+            StatusCode::NOT_FOUND,
+            &format!("'{slug}' is not a slug"),
+        );
     }
     let num = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
     let (before, a, b, at) = (num("before"), num("a"), num("b"), num("at"));
@@ -839,7 +857,11 @@ async fn entry_restore_post(
         return error_page(&s, StatusCode::NOT_FOUND, &format!("no page /{singular}/…"));
     };
     if !is_slug(&slug) {
-        return error_page(&s, StatusCode::NOT_FOUND, &format!("'{slug}' is not a slug"));
+        return error_page(
+            &s,
+            StatusCode::NOT_FOUND,
+            &format!("'{slug}' is not a slug"),
+        );
     }
     let Some(seq) = form.get("seq").and_then(|v| v.parse::<u64>().ok()) else {
         return error_page(&s, StatusCode::BAD_REQUEST, "the form needs seq");
@@ -852,7 +874,9 @@ async fn entry_restore_post(
     let text = match text {
         Ok(Ok(Some(t))) => t,
         Ok(Ok(None)) => {
-            return error_page(&s, StatusCode::BAD_REQUEST,
+            return error_page(
+                &s,
+                StatusCode::BAD_REQUEST,
                 &format!(
                     "{} '{slug}' was not in the library at seq {seq}",
                     c.desc().singular
@@ -864,7 +888,13 @@ async fn entry_restore_post(
     };
     let doc = match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(m)) => m,
-        _ => return error_page(&s, StatusCode::BAD_REQUEST, "that version is not a JSON object"),
+        _ => {
+            return error_page(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "that version is not a JSON object",
+            );
+        }
     };
     let r = s
         .handle
@@ -1044,7 +1074,9 @@ async fn again_post(
         return error_page(&s, StatusCode::NOT_FOUND, &format!("no job {job}"));
     }
     let Some(mode) = form.get("mode").and_then(|m| Again::parse(m)) else {
-        return error_page(&s, StatusCode::BAD_REQUEST,
+        return error_page(
+            &s,
+            StatusCode::BAD_REQUEST,
             "the form needs mode: exact or today",
         );
     };
@@ -1060,7 +1092,9 @@ async fn again_post(
 
 async fn audit_diff_page(State(s): State<AppState>, Query(q): Q) -> Response {
     let (Some(a), Some(b)) = (q.get("a"), q.get("b")) else {
-        return error_page(&s, StatusCode::BAD_REQUEST,
+        return error_page(
+            &s,
+            StatusCode::BAD_REQUEST,
             "?a=&b= are required: job ids or image paths",
         );
     };
