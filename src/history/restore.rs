@@ -132,9 +132,13 @@ fn entry_json(c: Category, slug: &str, name: &str, file: &str) -> Value {
            "file": format!("data/{}/{file}", c.desc().dir)})
 }
 
+/// Changed documents listed with their field-level differences; past this many, a preview
+/// lists them without (a restore of thousands stays quick to preview).
+pub const MAX_FIELD_DIFFS: usize = 200;
+
 /// What a `Restored` event changes, against the library before it: documents added, changed
-/// (with their field-level differences) and removed, covers, default fields, preferences,
-/// settings and the default checkpoint.
+/// (the first `MAX_FIELD_DIFFS` with their field-level differences) and removed, covers,
+/// default fields, preferences, settings and the default checkpoint.
 pub fn summary(before: &Library, event: &Event) -> Value {
     let Event::Restored {
         to_seq,
@@ -158,8 +162,11 @@ pub fn summary(before: &Library, event: &Event) -> Value {
         match now {
             None => added.push(item),
             Some(e) if *e.json != *p.body.json || e.file != p.file => {
-                let fields = super::diff::diff_texts(Some(&e.json), Some(&p.body.json));
-                item["fields"] = json!(fields);
+                item["fields"] = if changed.len() < MAX_FIELD_DIFFS {
+                    json!(super::diff::diff_texts(Some(&e.json), Some(&p.body.json)))
+                } else {
+                    Value::Null
+                };
                 if e.file != p.file {
                     item["was_file"] = format!("data/{}/{}", p.category.desc().dir, e.file).into();
                 }

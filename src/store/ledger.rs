@@ -13,8 +13,11 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Projection snapshots by the seq they include: caches that make start-up and time travel
 /// fast. They are derived data; losing one only means a longer replay.
 const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots");
-/// How many snapshots to keep.
+/// How many of the newest snapshots to keep.
 const KEEP_SNAPSHOTS: usize = 4;
+/// Older snapshots are thinned to one per this many seqs, so time travel and restores to
+/// any point fold at most this many events.
+const SPARSE_SNAPSHOTS_EVERY: u64 = 100_000;
 /// Every event up to this seq has had its files written by the file projector.
 const FILES_THROUGH: &str = "files_through";
 /// Every event up to this seq is in the indexes below (written in the append's transaction;
@@ -210,7 +213,8 @@ impl Ledger {
         self.meta(INDEXED_THROUGH)
     }
 
-    /// Stores a snapshot of the projection as of `seq`, keeping only the newest few.
+    /// Stores a snapshot of the projection as of `seq`, keeping the newest few and, before
+    /// them, the first one of every `SPARSE_SNAPSHOTS_EVERY` seqs.
     pub fn write_snapshot(&self, seq: u64, bytes: &[u8]) -> Result<(), LedgerError> {
         let mut tx = self.db.begin_write().map_err(storage)?;
         tx.set_quick_repair(false);
@@ -224,8 +228,13 @@ impl Ledger {
                 .map(|(k, _)| k.value())
                 .collect();
             if keys.len() > KEEP_SNAPSHOTS {
+                let mut bucket = None;
                 for k in &keys[..keys.len() - KEEP_SNAPSHOTS] {
-                    t.remove(k).map_err(storage)?;
+                    let b = k / SPARSE_SNAPSHOTS_EVERY;
+                    if bucket == Some(b) {
+                        t.remove(k).map_err(storage)?;
+                    }
+                    bucket = Some(b);
                 }
             }
         }
@@ -857,6 +866,21 @@ mod tests {
         for scan in all_scans() {
             assert_eq!(seqs(&b, &scan, 1, 99, false), seqs(&a, &scan, 1, 99, false));
         }
+    }
+
+    #[test]
+    fn snapshots_keep_the_newest_and_one_per_sparse_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("g.redb")).unwrap();
+        for seq in (10_000..=350_000).step_by(10_000) {
+            l.write_snapshot(seq, b"x").unwrap();
+        }
+        let kept: Vec<u64> = l.snapshots().unwrap().into_iter().map(|s| s.0).collect();
+        assert_eq!(
+            kept,
+            [10_000, 100_000, 200_000, 300_000, 320_000, 330_000, 340_000, 350_000]
+        );
+        assert_eq!(l.snapshot_at_or_before(199_999).unwrap().unwrap().0, 100_000);
     }
 
     #[test]
