@@ -96,6 +96,9 @@ impl Outcome {
 /// A file the projector could not converge yet.
 type Dirty = (Category, String, String);
 
+/// Past this many files, one command's files are written together (`files::converge_many`).
+const MANY_FILES: usize = 16;
+
 struct Inner {
     ledger: Ledger,
     writer: Mutex<Writer>,
@@ -511,10 +514,19 @@ impl Handle {
         }
         {
             let lib = self.library();
-            for (c, slug, file) in todo {
-                if let Err(e) = files::converge(&lib, &inner.paths.data, c, &slug, &file) {
+            if todo.len() > MANY_FILES {
+                // A restore of many documents: written together, synced together.
+                for ((c, slug, file), e) in files::converge_many(&lib, &inner.paths.data, &todo) {
                     warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
                     writer.dirty.insert((c, slug, file));
+                }
+            } else {
+                for (c, slug, file) in todo {
+                    if let Err(e) = files::converge(&lib, &inner.paths.data, c, &slug, &file) {
+                        warnings
+                            .push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
+                        writer.dirty.insert((c, slug, file));
+                    }
                 }
             }
         }
@@ -596,6 +608,14 @@ impl Handle {
         })?;
         let lib = self.library();
         let mut writer = lock(&self.inner.writer);
+        if todo.len() > MANY_FILES {
+            for ((c, slug, file), e) in files::converge_many(&lib, &self.inner.paths.data, &todo)
+            {
+                tracing::error!("could not recover data/{}/{file}: {e}", c.desc().dir);
+                writer.dirty.insert((c, slug, file));
+            }
+            return Ok(());
+        }
         for (c, slug, file) in todo {
             match files::converge(&lib, &self.inner.paths.data, c, &slug, &file) {
                 Ok(true) => tracing::info!("recovered data/{}/{slug} after a crash", c.desc().dir),

@@ -4,7 +4,7 @@
 //! ledger from the records alone, byte for byte, into an empty ledger only.
 
 use crate::store::event::{self, ulid_text};
-use crate::store::ledger::Ledger;
+use crate::store::ledger::{IndexKeys, Ledger};
 use serde::Deserialize;
 use std::io::{BufRead, Write};
 
@@ -12,39 +12,44 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 /// Standard base64 with padding.
 pub fn base64_encode(bytes: &[u8], out: &mut String) {
-    out.reserve(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(B64[(n >> 18) as usize & 63] as char);
-        out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            B64[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            B64[n as usize & 63] as char
-        } else {
-            '='
-        });
+    let mut buf = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    let mut chunks = bytes.chunks_exact(3);
+    for c in &mut chunks {
+        let n = (u32::from(c[0]) << 16) | (u32::from(c[1]) << 8) | u32::from(c[2]);
+        buf.extend_from_slice(&[
+            B64[(n >> 18) as usize & 63],
+            B64[(n >> 12) as usize & 63],
+            B64[(n >> 6) as usize & 63],
+            B64[n as usize & 63],
+        ]);
     }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let b1 = rest.get(1).copied().unwrap_or(0);
+        let n = (u32::from(rest[0]) << 16) | (u32::from(b1) << 8);
+        buf.push(B64[(n >> 18) as usize & 63]);
+        buf.push(B64[(n >> 12) as usize & 63]);
+        buf.push(if rest.len() > 1 {
+            B64[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        buf.push(b'=');
+    }
+    // Every byte pushed is from the ASCII alphabet above.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
-fn b64_value(c: u8) -> Option<u32> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    } as u32)
-}
+/// Each byte's base64 value, or 255 for bytes outside the alphabet.
+const B64_VALUE: [u8; 256] = {
+    let mut t = [255u8; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[B64[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Decodes standard base64 with padding.
 pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
@@ -53,15 +58,27 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
         return Err("base64 length is not a multiple of 4".into());
     }
     let mut out = Vec::with_capacity(t.len() / 4 * 3);
-    for (i, q) in t.chunks(4).enumerate() {
-        let last = i == t.len() / 4 - 1;
-        let pad = q.iter().rev().take_while(|c| **c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
+    let quads = t.len() / 4;
+    for (i, q) in t.chunks_exact(4).enumerate() {
+        let pad = if i + 1 == quads {
+            q.iter().rev().take_while(|c| **c == b'=').count()
+        } else {
+            0
+        };
+        if pad > 2 {
             return Err("misplaced base64 padding".into());
         }
         let mut n = 0u32;
         for &c in &q[..4 - pad] {
-            n = (n << 6) | b64_value(c).ok_or("not base64")?;
+            let v = B64_VALUE[c as usize];
+            if v == 255 {
+                return Err(if c == b'=' {
+                    "misplaced base64 padding".into()
+                } else {
+                    "not base64".into()
+                });
+            }
+            n = (n << 6) | u32::from(v);
         }
         n <<= 6 * pad as u32;
         out.push((n >> 16) as u8);
@@ -77,20 +94,21 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
 
 /// One export line (without the newline) for a stored record.
 pub fn export_line(seq: u64, record: &[u8], with_fields: bool) -> Result<String, String> {
-    let env = event::decode(record).map_err(|e| format!("event {seq}: {e}"))?;
+    let env = event::peek(record).map_err(|e| format!("event {seq}: {e}"))?;
     let mut line = String::with_capacity(record.len() * 4 / 3 + 160);
     line.push_str(&format!(
         "{{\"seq\":{seq},\"id\":\"{}\",\"at\":{},\"origin\":\"{}\",\"type\":\"{}\",\"record\":\"",
         ulid_text(env.id),
         env.at,
         env.origin.as_str(),
-        env.event.kind()
+        env.kind
     ));
     base64_encode(record, &mut line);
     line.push('"');
     if with_fields {
+        let full = event::decode(record).map_err(|e| format!("event {seq}: {e}"))?;
         line.push_str(",\"event\":");
-        let fields = serde_json::Value::Object(env.event.to_json());
+        let fields = serde_json::Value::Object(full.event.to_json());
         line.push_str(&fields.to_string());
     }
     line.push('}');
@@ -148,13 +166,34 @@ pub fn parse_line(line: &str) -> Result<(u64, Vec<u8>), String> {
     Ok((l.seq, base64_decode(&l.record)?))
 }
 
-/// Events written per transaction by an import.
-const IMPORT_BATCH: usize = 20_000;
+/// Lines per chunk handed to a worker, and events written per transaction by an import.
+const IMPORT_CHUNK: usize = 20_000;
 
-/// Rebuilds `ledger` (which must be empty) from an export; returns how many events. Lines are
-/// parsed on a second thread while this one writes. A line that does not parse, a record that
-/// does not decode, or a gap in the seqs stops the import with the line number; what was
-/// written before stays and the ledger can be thrown away.
+/// A chunk of export lines, checked: its records and their index entries.
+type Checked = Result<(Vec<(u64, Vec<u8>)>, IndexKeys), String>;
+
+/// Parses and checks one chunk of lines (`first` is the number of its first line).
+fn check_chunk(lines: &[String], first: usize) -> Checked {
+    let mut records = Vec::with_capacity(lines.len());
+    let mut keys = IndexKeys::default();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let n = first + i;
+        let (seq, bytes) = parse_line(line).map_err(|e| format!("line {n}: {e}"))?;
+        let env = event::decode(&bytes).map_err(|e| format!("line {n}: event {seq}: {e}"))?;
+        keys.add(seq, &env);
+        records.push((seq, bytes));
+    }
+    Ok((records, keys))
+}
+
+/// Rebuilds `ledger` (which must be empty) from an export; returns how many events. Chunks of
+/// lines are parsed and every record decoded (checked) on worker threads while this thread
+/// writes them in order; the indexes are written at the end, sorted. A line that does not
+/// parse, a record that does not decode, or a gap in the seqs stops the import with the line
+/// number; what was written before stays and the ledger can be thrown away.
 pub fn import(ledger: &Ledger, input: Box<dyn BufRead + Send>) -> Result<u64, String> {
     if ledger.last_seq() != 0 {
         return Err(format!(
@@ -163,60 +202,80 @@ pub fn import(ledger: &Ledger, input: Box<dyn BufRead + Send>) -> Result<u64, St
             ledger.last_seq()
         ));
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(u64, Vec<u8>)>, String>>(4);
-    let reader = std::thread::spawn(move || {
-        let mut batch = Vec::with_capacity(IMPORT_BATCH);
-        for (i, line) in input.lines().enumerate() {
-            let parsed = line
-                .map_err(|e| format!("line {}: {e}", i + 1))
-                .and_then(|l| {
-                    if l.trim().is_empty() {
-                        return Ok(None);
-                    }
-                    parse_line(&l)
-                        .map(Some)
-                        .map_err(|e| format!("line {}: {e}", i + 1))
-                });
-            match parsed {
-                Ok(Some(rec)) => {
-                    batch.push(rec);
-                    if batch.len() == IMPORT_BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-                        if tx.send(Ok(full)).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = tx.send(Ok(batch));
-        }
-    });
-    let mut n = 0u64;
-    let mut result = Ok(());
-    for batch in rx {
-        match batch {
-            Ok(records) => {
-                if let Err(e) = ledger.append_raw(&records) {
-                    result = Err(e.to_string());
+    let workers = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(1, 4);
+    // Chunks go out round-robin and come back in the same order, one channel per worker.
+    let mut to_workers = Vec::new();
+    let mut from_workers = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<String>, usize)>(2);
+        let (btx, brx) = std::sync::mpsc::sync_channel::<Checked>(2);
+        handles.push(std::thread::spawn(move || {
+            for (lines, first) in rx {
+                if btx.send(check_chunk(&lines, first)).is_err() {
                     break;
                 }
-                n += records.len() as u64;
             }
-            Err(e) => {
-                result = Err(e);
-                break;
+        }));
+        to_workers.push(tx);
+        from_workers.push(brx);
+    }
+    let reader = std::thread::spawn(move || -> Result<(), String> {
+        let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
+        let mut first = 1;
+        let mut k = 0;
+        for (i, line) in input.lines().enumerate() {
+            chunk.push(line.map_err(|e| format!("line {}: {e}", i + 1))?);
+            if chunk.len() == IMPORT_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(IMPORT_CHUNK));
+                if to_workers[k % to_workers.len()].send((full, first)).is_err() {
+                    return Ok(());
+                }
+                k += 1;
+                first = i + 2;
             }
         }
+        if !chunk.is_empty() {
+            let _ = to_workers[k % to_workers.len()].send((chunk, first));
+        }
+        Ok(())
+    });
+    let mut n = 0u64;
+    let mut keys = IndexKeys::default();
+    let mut result = Ok(());
+    'chunks: for k in 0.. {
+        match from_workers[k % from_workers.len()].recv() {
+            Ok(Ok((records, chunk_keys))) => {
+                if let Err(e) = ledger.append_raw(&records) {
+                    result = Err(e.to_string());
+                    break 'chunks;
+                }
+                n += records.len() as u64;
+                keys.append(chunk_keys);
+            }
+            Ok(Err(e)) => {
+                result = Err(e);
+                break 'chunks;
+            }
+            // That worker is done: the input ended.
+            Err(_) => break 'chunks,
+        }
     }
-    let _ = reader.join();
-    result.map(|()| n)
+    drop(from_workers);
+    match reader.join() {
+        Ok(Err(e)) if result.is_ok() => result = Err(e),
+        _ => {}
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    result?;
+    ledger
+        .write_index_keys(keys, n)
+        .map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -76,6 +76,135 @@ pub fn converge(
     }
 }
 
+/// What converging one entry's file needs.
+enum Step {
+    Write(PathBuf, std::sync::Arc<str>),
+    Remove(PathBuf),
+}
+
+fn step(lib: &Library, data: &Path, c: Category, slug: &str, file: &str) -> Option<Step> {
+    let dir = category_dir(data, c);
+    match lib.get(c, slug) {
+        Some(e) => {
+            let path = dir.join(&e.file);
+            let same = std::fs::read(&path).is_ok_and(|b| b == e.json.as_bytes());
+            (!same).then(|| Step::Write(path, e.json.clone()))
+        }
+        None if lib.shelf(c).by_file.contains_key(file) || file.is_empty() => None,
+        None => Some(Step::Remove(dir.join(file))),
+    }
+}
+
+/// Syncs files from several threads at once: the file system commits concurrent syncs
+/// together, so thousands cost about as much as a few.
+fn sync_all_parallel(files: &[(usize, std::fs::File)]) -> Vec<(usize, std::io::Error)> {
+    let threads = (files.len() / 16).clamp(1, 64);
+    let per = files.len().div_ceil(threads).max(1);
+    let mut failed = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(per)
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter_map(|(i, f)| f.sync_all().err().map(|e| (*i, e)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(errs) => failed.extend(errs),
+                Err(_) => failed.push((usize::MAX, std::io::Error::other("a sync thread panicked"))),
+            }
+        }
+    });
+    failed
+}
+
+/// `converge` for many entries at once (a restore): new texts go to temporary files, which
+/// are synced together, renamed into place, and each folder is synced once. Each file ends up
+/// old or new after a crash, as with `write_atomic`. Returns the entries that failed.
+pub fn converge_many(
+    lib: &Library,
+    data: &Path,
+    items: &[(Category, String, String)],
+) -> Vec<((Category, String, String), std::io::Error)> {
+    let mut failed = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut writes: Vec<(usize, PathBuf, PathBuf, std::fs::File)> = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for (i, (c, slug, file)) in items.iter().enumerate() {
+        match step(lib, data, *c, slug, file) {
+            None => {}
+            Some(Step::Remove(path)) => {
+                if !seen.insert(path.clone()) {
+                    continue;
+                }
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        if let Some(d) = path.parent() {
+                            dirs.insert(d.to_path_buf());
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => failed.push((items[i].clone(), e)),
+                }
+            }
+            Some(Step::Write(path, text)) => {
+                if !seen.insert(path.clone()) {
+                    continue;
+                }
+                let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+                let made = std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::File::create(&tmp))
+                    .and_then(|mut f| f.write_all(text.as_bytes()).map(|()| f));
+                match made {
+                    Ok(f) => {
+                        dirs.insert(dir);
+                        writes.push((i, tmp, path, f));
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        failed.push((items[i].clone(), e));
+                    }
+                }
+            }
+        }
+    }
+    let handles: Vec<(usize, std::fs::File)> = writes
+        .iter_mut()
+        .map(|(i, _, _, f)| (*i, f.try_clone()))
+        .filter_map(|(i, f)| f.ok().map(|f| (i, f)))
+        .collect();
+    let unsynced: std::collections::HashMap<usize, std::io::Error> =
+        sync_all_parallel(&handles).into_iter().collect();
+    drop(handles);
+    for (i, tmp, path, f) in writes {
+        drop(f);
+        let done = match unsynced.get(&i) {
+            Some(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            None => std::fs::rename(&tmp, &path),
+        };
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            failed.push((items[i].clone(), e));
+        }
+    }
+    for d in dirs {
+        if let Err(e) = sync_dir(&d) {
+            tracing::warn!("could not sync the folder {}: {e}", d.display());
+        }
+    }
+    failed
+}
+
 /// Whether `name` is a plain file name: no separators, no `..`, not hidden.
 pub fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty()
@@ -152,6 +281,59 @@ mod tests {
             std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link")).unwrap();
             assert!(resolve_inside(&root, "link").is_err());
         }
+    }
+
+    #[test]
+    fn many_files_converge_at_once_like_one_by_one() {
+        use crate::store::event::{DocBody, Envelope, Event, Origin, Stored};
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        let mut lib = Library::default();
+        let c = Category::Scenes;
+        let mut items = Vec::new();
+        for i in 0..40u64 {
+            lib.apply(&Stored {
+                seq: i + 1,
+                envelope: Envelope {
+                    id: 0,
+                    at: 0,
+                    origin: Origin::Cli,
+                    event: Event::DocumentSynced {
+                        category: c,
+                        slug: format!("s{i}"),
+                        file: format!("s{i}.json"),
+                        body: DocBody {
+                            id: format!("s{i}"),
+                            name: String::new(),
+                            json: format!("{{\"n\": {i}}}\n"),
+                        },
+                    },
+                },
+            });
+            items.push((c, format!("s{i}"), format!("s{i}.json")));
+        }
+        let scenes = category_dir(data, c);
+        std::fs::create_dir_all(&scenes).unwrap();
+        std::fs::write(scenes.join("s3.json"), "{\"n\": 3}\n").unwrap();
+        std::fs::write(scenes.join("s4.json"), "old").unwrap();
+        std::fs::write(scenes.join("gone.json"), "x").unwrap();
+        items.push((c, String::new(), "gone.json".into()));
+        items.push((c, "s5".into(), "s5.json".into()));
+        let failed = converge_many(&lib, data, &items);
+        assert!(failed.is_empty());
+        for i in 0..40 {
+            assert_eq!(
+                std::fs::read_to_string(scenes.join(format!("s{i}.json"))).unwrap(),
+                format!("{{\"n\": {i}}}\n")
+            );
+        }
+        assert!(!scenes.join("gone.json").exists());
+        let mut names: Vec<_> = std::fs::read_dir(&scenes)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 40, "no temporary files left: {names:?}");
     }
 
     #[test]

@@ -739,6 +739,66 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, CodecError> {
     }
 }
 
+/// An event's envelope read from its stored bytes without decoding the event's body.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Peek {
+    pub id: u128,
+    pub at: u64,
+    pub origin: Origin,
+    pub kind: &'static str,
+}
+
+/// bincode's variable-length unsigned integer (standard config): one byte below 251, else a
+/// marker (251: u16, 252: u32, 253: u64, 254: u128) and the little-endian bytes.
+fn varint(b: &[u8], at: &mut usize) -> Result<u128, CodecError> {
+    let short = || CodecError("the record ends inside its envelope".into());
+    let first = *b.get(*at).ok_or_else(short)?;
+    *at += 1;
+    let width = match first {
+        0..=250 => return Ok(u128::from(first)),
+        251 => 2,
+        252 => 4,
+        253 => 8,
+        254 => 16,
+        _ => return Err(CodecError(format!("invalid integer marker {first}"))),
+    };
+    let bytes = b.get(*at..*at + width).ok_or_else(short)?;
+    *at += width;
+    let mut v = [0u8; 16];
+    v[..width].copy_from_slice(bytes);
+    Ok(u128::from_le_bytes(v))
+}
+
+/// The envelope of stored bytes (schema version 1) — id, time, origin and kind — without
+/// decoding the rest: what an export needs per line.
+pub fn peek(bytes: &[u8]) -> Result<Peek, CodecError> {
+    match bytes.first() {
+        Some(&SCHEMA_V1) => {}
+        Some(v) => return Err(CodecError(format!("unknown schema version {v}"))),
+        None => return Err(CodecError("empty record".into())),
+    }
+    let mut at = 1;
+    let id = varint(bytes, &mut at)?;
+    let time = u64::try_from(varint(bytes, &mut at)?)
+        .map_err(|_| CodecError("the time does not fit 64 bits".into()))?;
+    let o = varint(bytes, &mut at)?;
+    let origin = usize::try_from(o)
+        .ok()
+        .and_then(|i| Origin::ALL.get(i).copied())
+        .ok_or_else(|| CodecError(format!("unknown origin {o}")))?;
+    let k = varint(bytes, &mut at)?;
+    let kind = usize::try_from(k)
+        .ok()
+        .and_then(|i| KINDS.get(i).copied())
+        .ok_or_else(|| CodecError(format!("unknown event kind {k}")))?;
+    Ok(Peek {
+        id,
+        at: time,
+        origin,
+        kind,
+    })
+}
+
 /// A stable 64-bit content hash (FNV-1a), used to recognise bytes already seen.
 pub fn content_hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -1076,6 +1136,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn peeking_reads_the_envelope_as_decoding_does() {
+        let ids = [0u128, 250, 251, 70_000, 1 << 40, u128::MAX];
+        let times = [0u64, 250, 65_535, 1_790_000_000_000, u64::MAX];
+        for (i, e) in examples().into_iter().enumerate() {
+            let env = Envelope {
+                id: ids[i % ids.len()],
+                at: times[i % times.len()],
+                origin: Origin::ALL[i % Origin::ALL.len()],
+                event: e,
+            };
+            let bytes = encode(&env).unwrap();
+            let p = peek(&bytes).unwrap();
+            assert_eq!(
+                (p.id, p.at, p.origin, p.kind),
+                (env.id, env.at, env.origin, env.event.kind())
+            );
+            assert!(peek(&bytes[..3]).is_err());
+        }
+        assert!(peek(&[]).is_err());
+        assert!(peek(&[7, 0]).is_err());
+        assert!(peek(&[SCHEMA_V1, 255]).is_err());
     }
 
     #[test]
