@@ -523,8 +523,7 @@ impl Handle {
             } else {
                 for (c, slug, file) in todo {
                     if let Err(e) = files::converge(&lib, &inner.paths.data, c, &slug, &file) {
-                        warnings
-                            .push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
+                        warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
                         writer.dirty.insert((c, slug, file));
                     }
                 }
@@ -609,8 +608,7 @@ impl Handle {
         let lib = self.library();
         let mut writer = lock(&self.inner.writer);
         if todo.len() > MANY_FILES {
-            for ((c, slug, file), e) in files::converge_many(&lib, &self.inner.paths.data, &todo)
-            {
+            for ((c, slug, file), e) in files::converge_many(&lib, &self.inner.paths.data, &todo) {
                 tracing::error!("could not recover data/{}/{file}: {e}", c.desc().dir);
                 writer.dirty.insert((c, slug, file));
             }

@@ -230,7 +230,10 @@ pub fn import(ledger: &Ledger, input: Box<dyn BufRead + Send>) -> Result<u64, St
             chunk.push(line.map_err(|e| format!("line {}: {e}", i + 1))?);
             if chunk.len() == IMPORT_CHUNK {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(IMPORT_CHUNK));
-                if to_workers[k % to_workers.len()].send((full, first)).is_err() {
+                if to_workers[k % to_workers.len()]
+                    .send((full, first))
+                    .is_err()
+                {
                     return Ok(());
                 }
                 k += 1;

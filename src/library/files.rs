@@ -95,37 +95,29 @@ fn step(lib: &Library, data: &Path, c: Category, slug: &str, file: &str) -> Opti
     }
 }
 
-/// Syncs files from several threads at once: the file system commits concurrent syncs
-/// together, so thousands cost about as much as a few.
-fn sync_all_parallel(files: &[(usize, std::fs::File)]) -> Vec<(usize, std::io::Error)> {
-    let threads = (files.len() / 16).clamp(1, 64);
-    let per = files.len().div_ceil(threads).max(1);
-    let mut failed = Vec::new();
+/// Runs `f` on every item from several threads. File systems commit the journal entries of
+/// concurrent creates, syncs and renames together, so thousands of files cost about as much
+/// as a few dozen done one after another.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = (items.len() / 8).clamp(1, 64);
+    let per = items.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
-        let handles: Vec<_> = files
+        let f = &f;
+        let handles: Vec<_> = items
             .chunks(per)
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .filter_map(|(i, f)| f.sync_all().err().map(|e| (*i, e)))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
             .collect();
-        for h in handles {
-            match h.join() {
-                Ok(errs) => failed.extend(errs),
-                Err(_) => failed.push((usize::MAX, std::io::Error::other("a sync thread panicked"))),
-            }
-        }
-    });
-    failed
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
-/// `converge` for many entries at once (a restore): new texts go to temporary files, which
-/// are synced together, renamed into place, and each folder is synced once. Each file ends up
-/// old or new after a crash, as with `write_atomic`. Returns the entries that failed.
+/// `converge` for many entries at once (a restore): each new text is written to a temporary
+/// file and synced, then all are renamed into place and each folder is synced once, with the
+/// work spread over threads. Each file ends up old or new after a crash, as with
+/// `write_atomic`. Returns the entries that failed.
 pub fn converge_many(
     lib: &Library,
     data: &Path,
@@ -133,68 +125,83 @@ pub fn converge_many(
 ) -> Vec<((Category, String, String), std::io::Error)> {
     let mut failed = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut writes: Vec<(usize, PathBuf, PathBuf, std::fs::File)> = Vec::new();
-    let mut dirs = std::collections::BTreeSet::new();
+    let mut writes: Vec<(usize, PathBuf, std::sync::Arc<str>)> = Vec::new();
+    let mut removes: Vec<(usize, PathBuf)> = Vec::new();
     for (i, (c, slug, file)) in items.iter().enumerate() {
         match step(lib, data, *c, slug, file) {
             None => {}
             Some(Step::Remove(path)) => {
-                if !seen.insert(path.clone()) {
-                    continue;
-                }
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {
-                        if let Some(d) = path.parent() {
-                            dirs.insert(d.to_path_buf());
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => failed.push((items[i].clone(), e)),
+                if seen.insert(path.clone()) {
+                    removes.push((i, path));
                 }
             }
             Some(Step::Write(path, text)) => {
-                if !seen.insert(path.clone()) {
-                    continue;
-                }
-                let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-                let made = std::fs::create_dir_all(&dir)
-                    .and_then(|()| std::fs::File::create(&tmp))
-                    .and_then(|mut f| f.write_all(text.as_bytes()).map(|()| f));
-                match made {
-                    Ok(f) => {
-                        dirs.insert(dir);
-                        writes.push((i, tmp, path, f));
-                    }
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        failed.push((items[i].clone(), e));
-                    }
+                if seen.insert(path.clone()) {
+                    writes.push((i, path, text));
                 }
             }
         }
     }
-    let handles: Vec<(usize, std::fs::File)> = writes
-        .iter_mut()
-        .map(|(i, _, _, f)| (*i, f.try_clone()))
-        .filter_map(|(i, f)| f.ok().map(|f| (i, f)))
-        .collect();
-    let unsynced: std::collections::HashMap<usize, std::io::Error> =
-        sync_all_parallel(&handles).into_iter().collect();
-    drop(handles);
-    for (i, tmp, path, f) in writes {
-        drop(f);
-        let done = match unsynced.get(&i) {
-            Some(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-            None => std::fs::rename(&tmp, &path),
-        };
-        if let Err(e) = done {
+    let mut dirs = std::collections::BTreeSet::new();
+    for p in removes
+        .iter()
+        .map(|(_, p)| p)
+        .chain(writes.iter().map(|(_, p, _)| p))
+    {
+        if let Some(d) = p.parent() {
+            dirs.insert(d.to_path_buf());
+        }
+    }
+    for d in &dirs {
+        if let Err(e) = std::fs::create_dir_all(d) {
+            tracing::warn!("could not create {}: {e}", d.display());
+        }
+    }
+    let tmp_of = |path: &Path| {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    };
+    let written = in_parallel(&writes, |(_, path, text)| {
+        let tmp = tmp_of(path);
+        let r = std::fs::File::create(&tmp).and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        });
+        if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
-            failed.push((items[i].clone(), e));
+        }
+        r
+    });
+    let mut ready = Vec::new();
+    for ((i, path, _), r) in writes.iter().zip(written) {
+        match r {
+            Ok(()) => ready.push((*i, path.clone())),
+            Err(e) => failed.push((items[*i].clone(), e)),
+        }
+    }
+    let renamed = in_parallel(&ready, |(_, path)| {
+        let tmp = tmp_of(path);
+        let r = std::fs::rename(&tmp, path);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    });
+    for ((i, _), r) in ready.iter().zip(renamed) {
+        if let Err(e) = r {
+            failed.push((items[*i].clone(), e));
+        }
+    }
+    let removed = in_parallel(&removes, |(_, path)| match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    });
+    for ((i, _), r) in removes.iter().zip(removed) {
+        if let Err(e) = r {
+            failed.push((items[*i].clone(), e));
         }
     }
     for d in dirs {

@@ -400,7 +400,6 @@ impl<'t> Indexes<'t> {
             jobs: tx.open_table(IDX_JOBS).map_err(storage)?,
         })
     }
-
 }
 
 impl Ledger {
@@ -902,9 +901,14 @@ mod tests {
         let kept: Vec<u64> = l.snapshots().unwrap().into_iter().map(|s| s.0).collect();
         assert_eq!(
             kept,
-            [10_000, 100_000, 200_000, 300_000, 320_000, 330_000, 340_000, 350_000]
+            [
+                10_000, 100_000, 200_000, 300_000, 320_000, 330_000, 340_000, 350_000
+            ]
         );
-        assert_eq!(l.snapshot_at_or_before(199_999).unwrap().unwrap().0, 100_000);
+        assert_eq!(
+            l.snapshot_at_or_before(199_999).unwrap().unwrap().0,
+            100_000
+        );
     }
 
     #[test]

@@ -43,7 +43,11 @@ fn build(root: &Path, total: u64) {
     let mut round = vec![0u64; DOCS as usize + 1];
     while seq < total {
         let hot = seq % 100 == 50;
-        let i = if hot { DOCS as usize } else { (seq % DOCS) as usize };
+        let i = if hot {
+            DOCS as usize
+        } else {
+            (seq % DOCS) as usize
+        };
         let mut doc = gaze::synth::document("characters", i % DOCS as usize, 7);
         let id = if hot {
             HOT.to_string()
@@ -80,7 +84,11 @@ fn build(root: &Path, total: u64) {
         batch.push(Envelope {
             id: u128::from(seq) << 16,
             at: 1_790_000_000_000 + seq,
-            origin: if seq % 3 == 0 { Origin::Watcher } else { Origin::Web },
+            origin: if seq % 3 == 0 {
+                Origin::Watcher
+            } else {
+                Origin::Web
+            },
             event,
         });
         seq += 1;
@@ -98,7 +106,9 @@ fn build(root: &Path, total: u64) {
     for (file, text) in last_text.iter().flatten() {
         std::fs::write(data.join(file), text).unwrap();
     }
-    let bytes = std::fs::metadata(root.join("ledger/gaze.redb")).unwrap().len();
+    let bytes = std::fs::metadata(root.join("ledger/gaze.redb"))
+        .unwrap()
+        .len();
     println!(
         "built {total} events over {} documents in {:.1} s ({:.0} events/s with the indexes, {} MiB)",
         lib.document_count(),
@@ -167,8 +177,8 @@ fn bench_offline(root: &Path, total: u64) {
     }
     // The entry index: 10,000 versions of one entry.
     let t = Instant::now();
-    let v = gaze::history::entry::versions(&ledger, Category::Characters, HOT, None, 10_000)
-        .unwrap();
+    let v =
+        gaze::history::entry::versions(&ledger, Category::Characters, HOT, None, 10_000).unwrap();
     println!(
         "all {} versions of one entry, decoded (in process): {:.1} ms",
         v.total,
