@@ -5,7 +5,7 @@
 use crate::library::category::Category;
 use crate::library::projection::Library;
 use crate::store::event::{Event, KINDS, Stored};
-use crate::store::ledger::{Ledger, Scan};
+use crate::store::ledger::{Ledger, Scan, VERSION_REMOVED, VERSION_TEXT};
 
 /// How an entry left the library.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,63 +77,36 @@ fn removal(event: &Event, c: Category, slug: &str) -> Option<(How, String)> {
     }
 }
 
-/// The newest event that took `category/slug` out, with how and from which file.
+/// The newest event that took `category/slug` out, with how and from which file (found in
+/// the entry index; only that event is decoded).
 pub fn last_removal(
     ledger: &Ledger,
     c: Category,
     slug: &str,
 ) -> Result<Option<(Stored, How, String)>, String> {
-    let mut found = None;
-    ledger
-        .scan(
-            &Scan::Subject(c, slug.to_string()),
-            1,
-            u64::MAX,
-            true,
-            |s| {
-                if let Some((how, file)) = removal(s.event(), c, slug) {
-                    found = Some((s, how, file));
-                    return false;
-                }
-                true
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(found)
+    let newest = ledger
+        .subject_versions(c, slug, 0, u64::MAX, true, usize::MAX)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|v| v.flags & VERSION_REMOVED != 0);
+    let Some(v) = newest else {
+        return Ok(None);
+    };
+    let Some(s) = ledger.get(v.seq).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    Ok(removal(s.event(), c, slug).map(|(how, file)| (s, how, file)))
 }
 
-/// The display name the entry had before `seq` (from its newest document event).
+/// The display name the entry had before `seq` (from its newest text before it).
 fn name_before(ledger: &Ledger, c: Category, slug: &str, seq: u64) -> Result<String, String> {
-    let mut name = String::new();
-    ledger
-        .scan(
-            &Scan::Subject(c, slug.to_string()),
-            1,
-            seq.saturating_sub(1),
-            true,
-            |s| {
-                let body = match s.event() {
-                    Event::DocumentSynced { body, .. }
-                    | Event::DocumentCreated { body, .. }
-                    | Event::DocumentEdited { body, .. } => Some(body),
-                    Event::Undeleted { entry, .. } => Some(&entry.body),
-                    Event::Restored { put, .. } => put
-                        .iter()
-                        .find(|p| p.category == c && p.slug == slug)
-                        .map(|p| &p.body),
-                    _ => None,
-                };
-                match body {
-                    Some(b) => {
-                        name.clone_from(&b.name);
-                        false
-                    }
-                    None => true,
-                }
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(name)
+    Ok(ledger
+        .subject_versions(c, slug, 0, seq.saturating_sub(1), true, usize::MAX)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|v| v.flags & VERSION_TEXT != 0)
+        .map(|v| v.detail)
+        .unwrap_or_default())
 }
 
 /// Entries that left the library and are not back (hard deletes excluded), newest first, at

@@ -1,13 +1,13 @@
 //! One entry's history: its versions (every event that changed it, who made each and how),
 //! its document text at any seq, field-level differences between any two versions, and the
-//! jobs made from each version. Reads the ledger's entry index, so a long history costs only
-//! the page shown.
+//! jobs made from each version. Reads the ledger's entry index, which keeps what every event
+//! did to the entry, so a long history lists without decoding its events.
 
 use super::diff::{FieldDiff, diff_texts};
 use crate::library::category::Category;
 use crate::library::projection::Library;
-use crate::store::event::{Event, Stored};
-use crate::store::ledger::{Ledger, Scan};
+use crate::store::event::{Event, KINDS, Stored};
+use crate::store::ledger::{Ledger, VERSION_COVER, VERSION_REMOVED, VERSION_TEXT, VersionSummary};
 
 /// What one event did to the entry.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,8 +16,9 @@ pub struct Version {
     pub at: u64,
     pub origin: &'static str,
     pub kind: &'static str,
-    /// The document text this event gave the entry (`None`: the text did not change here).
-    pub text: Option<String>,
+    /// The event gave the entry its document text (a content version).
+    pub text_changed: bool,
+    /// The display name that text has.
     pub name: Option<String>,
     /// The entry left the library here.
     pub removed: bool,
@@ -35,47 +36,23 @@ pub struct Versions {
     pub total: usize,
 }
 
-fn version_of(s: &Stored, c: Category, slug: &str) -> Version {
-    let mut v = Version {
-        seq: s.seq,
-        at: s.envelope.at,
-        origin: s.envelope.origin.as_str(),
-        kind: s.event().kind(),
-        text: None,
-        name: None,
-        removed: false,
-        cover: None,
-    };
-    match s.event() {
-        Event::DocumentSynced { body, .. }
-        | Event::DocumentCreated { body, .. }
-        | Event::DocumentEdited { body, .. } => {
-            v.text = Some(body.json.clone());
-            v.name = Some(body.name.clone());
-        }
-        Event::Undeleted { entry, .. } => {
-            v.text = Some(entry.body.json.clone());
-            v.name = Some(entry.body.name.clone());
-            v.cover.clone_from(&entry.cover);
-        }
-        Event::Restored { put, .. } => {
-            match put.iter().find(|p| p.category == c && p.slug == slug) {
-                Some(p) => {
-                    v.text = Some(p.body.json.clone());
-                    v.name = Some(p.body.name.clone());
-                    v.cover.clone_from(&p.cover);
-                }
-                None => v.removed = true,
-            }
-        }
-        Event::DocumentDeleted { .. } | Event::FileVanished { .. } => v.removed = true,
-        Event::CoverSet { path, .. } => v.cover = Some(path.clone()),
-        _ => {}
+fn version_of(v: VersionSummary) -> Version {
+    let text_changed = v.flags & VERSION_TEXT != 0;
+    let cover = v.flags & VERSION_COVER != 0;
+    Version {
+        seq: v.seq,
+        at: v.at,
+        origin: v.origin.as_str(),
+        kind: KINDS.get(usize::from(v.kind)).copied().unwrap_or("unknown"),
+        text_changed,
+        removed: v.flags & VERSION_REMOVED != 0,
+        name: text_changed.then(|| v.detail.clone()),
+        cover: cover.then_some(v.detail),
     }
-    v
 }
 
-/// The newest `limit` versions of `category/slug` before `before` (all when `None`).
+/// The newest `limit` versions of `category/slug` before `before` (all when `None`), from
+/// the entry index alone.
 pub fn versions(
     ledger: &Ledger,
     c: Category,
@@ -90,16 +67,39 @@ pub fn versions(
         None => seqs.len(),
     };
     let start = end.saturating_sub(limit.max(1));
-    let events = ledger
-        .get_many(&seqs[start..end])
-        .map_err(|e| e.to_string())?;
-    let mut items: Vec<Version> = events.iter().map(|s| version_of(s, c, slug)).collect();
-    items.reverse();
+    if start == end {
+        return Ok(Versions {
+            items: Vec::new(),
+            older: None,
+            total,
+        });
+    }
+    let items = ledger
+        .subject_versions(c, slug, seqs[start], seqs[end - 1], true, end - start)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(version_of)
+        .collect();
     Ok(Versions {
         older: (start > 0).then(|| seqs[start]),
         items,
         total,
     })
+}
+
+/// The document text event `s` gave `category/slug`, if it gave one.
+fn text_of(s: &Stored, c: Category, slug: &str) -> Option<String> {
+    match s.event() {
+        Event::DocumentSynced { body, .. }
+        | Event::DocumentCreated { body, .. }
+        | Event::DocumentEdited { body, .. } => Some(body.json.clone()),
+        Event::Undeleted { entry, .. } => Some(entry.body.json.clone()),
+        Event::Restored { put, .. } => put
+            .iter()
+            .find(|p| p.category == c && p.slug == slug)
+            .map(|p| p.body.json.clone()),
+        _ => None,
+    }
 }
 
 /// The entry's document text right after `seq` (`None`: not in the library then).
@@ -109,19 +109,18 @@ pub fn text_at(
     slug: &str,
     seq: u64,
 ) -> Result<Option<String>, String> {
-    let mut found: Option<Option<String>> = None;
-    ledger
-        .scan(&Scan::Subject(c, slug.to_string()), 1, seq, true, |s| {
-            let v = version_of(&s, c, slug);
-            if v.removed {
-                found = Some(None);
-            } else if v.text.is_some() {
-                found = Some(v.text);
-            }
-            found.is_none()
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(found.flatten())
+    let last = ledger
+        .subject_versions(c, slug, 0, seq, true, usize::MAX)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|v| v.flags & (VERSION_TEXT | VERSION_REMOVED) != 0);
+    match last {
+        Some(v) if v.flags & VERSION_TEXT != 0 => Ok(ledger
+            .get(v.seq)
+            .map_err(|e| e.to_string())?
+            .and_then(|s| text_of(&s, c, slug))),
+        _ => Ok(None),
+    }
 }
 
 /// The fields that differ between the entry right after seq `a` and right after seq `b`.
@@ -155,13 +154,13 @@ pub fn jobs_by_version(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let seqs = ledger.subject_seqs(c, slug).map_err(|e| e.to_string())?;
-    let mut content = Vec::new();
-    for s in ledger.get_many(&seqs).map_err(|e| e.to_string())? {
-        if version_of(&s, c, slug).text.is_some() {
-            content.push(s.seq);
-        }
-    }
+    let content: Vec<u64> = ledger
+        .subject_versions(c, slug, 0, u64::MAX, false, usize::MAX)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|v| v.flags & VERSION_TEXT != 0)
+        .map(|v| v.seq)
+        .collect();
     Ok(jobs
         .into_iter()
         .filter_map(|(requested, id, images)| {

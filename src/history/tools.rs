@@ -412,7 +412,7 @@ pub fn history(a: &HistoryArgs) -> Result<(), String> {
                 "total": v.total,
                 "items": v.items.iter().map(|x| json!({
                     "seq": x.seq, "at": x.at, "origin": x.origin, "type": x.kind,
-                    "name": x.name, "text_changed": x.text.is_some(), "removed": x.removed,
+                    "name": x.name, "text_changed": x.text_changed, "removed": x.removed,
                     "cover": x.cover,
                 })).collect::<Vec<_>>(),
                 "older": v.older.map(|b| json!({"before": b})),

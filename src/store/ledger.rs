@@ -16,8 +16,8 @@ const SNAPSHOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshots")
 /// How many of the newest snapshots to keep.
 const KEEP_SNAPSHOTS: usize = 4;
 /// Older snapshots are thinned to one per this many seqs, so time travel and restores to
-/// any point fold at most this many events.
-const SPARSE_SNAPSHOTS_EVERY: u64 = 100_000;
+/// any point fold at most about this many events.
+const SPARSE_SNAPSHOTS_EVERY: u64 = 50_000;
 /// Every event up to this seq has had its files written by the file projector.
 const FILES_THROUGH: &str = "files_through";
 /// Every event up to this seq is in the indexes below (written in the append's transaction;
@@ -26,12 +26,58 @@ const INDEXED_THROUGH: &str = "indexed_through";
 
 /// Events by kind, origin and category: `(tag, seq)`, see `Tag`.
 const IDX_TAGS: TableDefinition<(u16, u64), ()> = TableDefinition::new("idx_tags");
-/// Events by the library entries they change: `(category, slug, seq)`.
-const IDX_SUBJECTS: TableDefinition<(u8, &str, u64), ()> = TableDefinition::new("idx_subjects");
+/// Events by the library entries they change: `(category, slug, seq)` → what the event did
+/// to the entry (`VersionSummary`), so an entry's history lists without decoding events.
+const IDX_SUBJECTS: TableDefinition<(u8, &str, u64), (u8, u8, u8, u64, &str)> =
+    TableDefinition::new("idx_subjects");
 /// Events by job: `(job, seq)`.
 const IDX_JOBS: TableDefinition<(u128, u64), ()> = TableDefinition::new("idx_jobs");
 /// Events indexed per write transaction when catching up an old ledger.
 const INDEX_BATCH: u64 = 500_000;
+
+/// `VersionSummary::flags`: the event gave the entry its text.
+pub const VERSION_TEXT: u8 = 1;
+/// `VersionSummary::flags`: the entry left the library.
+pub const VERSION_REMOVED: u8 = 2;
+/// `VersionSummary::flags`: the event set the entry's cover.
+pub const VERSION_COVER: u8 = 4;
+
+/// What one event did to one entry, as the entry index keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionSummary {
+    pub seq: u64,
+    pub kind: u8,
+    pub origin: Origin,
+    pub flags: u8,
+    pub at: u64,
+    /// The name the text gave the entry, or the cover's path.
+    pub detail: String,
+}
+
+/// What `event` did to `category/slug`: flags and detail (see `VersionSummary`).
+pub fn version_summary(
+    event: &crate::store::event::Event,
+    c: Category,
+    slug: &str,
+) -> (u8, String) {
+    use crate::store::event::Event;
+    match event {
+        Event::DocumentSynced { body, .. }
+        | Event::DocumentCreated { body, .. }
+        | Event::DocumentEdited { body, .. } => (VERSION_TEXT, body.name.clone()),
+        Event::Undeleted { entry, .. } => (VERSION_TEXT, entry.body.name.clone()),
+        Event::Restored { put, .. } => match put.iter().find(|p| p.category == c && p.slug == slug)
+        {
+            Some(p) => (VERSION_TEXT, p.body.name.clone()),
+            None => (VERSION_REMOVED, String::new()),
+        },
+        Event::DocumentDeleted { .. } | Event::FileVanished { .. } => {
+            (VERSION_REMOVED, String::new())
+        }
+        Event::CoverSet { path, .. } => (VERSION_COVER, path.clone()),
+        _ => (0, String::new()),
+    }
+}
 
 /// The redb page cache cap; without it redb grows toward 1 GiB.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -333,7 +379,8 @@ fn tag_category(c: Category) -> u16 {
 #[derive(Default, Debug)]
 pub struct IndexKeys {
     tags: Vec<(u16, u64)>,
-    subjects: Vec<(u8, String, u64)>,
+    /// (category, slug, seq) → (kind, origin, flags, at, detail).
+    subjects: Vec<((u8, String, u64), (u8, u8, u8, u64, String))>,
     jobs: Vec<(u128, u64)>,
 }
 
@@ -350,11 +397,13 @@ impl IndexKeys {
         cats.dedup();
         self.tags
             .extend(cats.into_iter().map(|c| (tag_category(c), seq)));
-        self.subjects.extend(
-            subjects
-                .into_iter()
-                .map(|(c, slug)| (c.index() as u8, slug.to_string(), seq)),
-        );
+        for (c, slug) in subjects {
+            let (flags, detail) = version_summary(e, c, slug);
+            self.subjects.push((
+                (c.index() as u8, slug.to_string(), seq),
+                (e.kind_code(), env.origin as u8, flags, env.at, detail),
+            ));
+        }
         if let Some(job) = e.job() {
             self.jobs.push((job, seq));
         }
@@ -368,14 +417,17 @@ impl IndexKeys {
 
     fn write(mut self, ix: &mut Indexes<'_>) -> Result<(), LedgerError> {
         self.tags.sort_unstable();
-        self.subjects.sort_unstable();
+        self.subjects.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.jobs.sort_unstable();
         for k in self.tags {
             ix.tags.insert(k, ()).map_err(storage)?;
         }
-        for (c, slug, seq) in &self.subjects {
+        for ((c, slug, seq), (kind, origin, flags, at, detail)) in &self.subjects {
             ix.subjects
-                .insert((*c, slug.as_str(), *seq), ())
+                .insert(
+                    (*c, slug.as_str(), *seq),
+                    (*kind, *origin, *flags, *at, detail.as_str()),
+                )
                 .map_err(storage)?;
         }
         for k in self.jobs {
@@ -388,7 +440,7 @@ impl IndexKeys {
 /// The index tables of one write transaction.
 struct Indexes<'t> {
     tags: Table<'t, (u16, u64), ()>,
-    subjects: Table<'t, (u8, &'static str, u64), ()>,
+    subjects: Table<'t, (u8, &'static str, u64), (u8, u8, u8, u64, &'static str)>,
     jobs: Table<'t, (u128, u64), ()>,
 }
 
@@ -508,6 +560,50 @@ impl Ledger {
         {
             let (k, _) = row.map_err(storage)?;
             out.push(k.value().2);
+        }
+        Ok(out)
+    }
+
+    /// What the events with `from <= seq <= to` did to one entry, from the entry index alone,
+    /// newest first or oldest first, at most `limit`.
+    pub fn subject_versions(
+        &self,
+        c: Category,
+        slug: &str,
+        from: u64,
+        to: u64,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<VersionSummary>, LedgerError> {
+        let rx = self.db.begin_read().map_err(storage)?;
+        let t = rx.open_table(IDX_SUBJECTS).map_err(storage)?;
+        let ci = c.index() as u8;
+        let mut out = Vec::new();
+        if from > to {
+            return Ok(out);
+        }
+        let range = t
+            .range((ci, slug, from)..=(ci, slug, to))
+            .map_err(storage)?;
+        let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        for row in rows.take(limit) {
+            let (k, v) = row.map_err(storage)?;
+            let (kind, origin, flags, at, detail) = v.value();
+            out.push(VersionSummary {
+                seq: k.value().2,
+                kind,
+                origin: Origin::ALL
+                    .get(usize::from(origin))
+                    .copied()
+                    .unwrap_or(Origin::Web),
+                flags,
+                at,
+                detail: detail.to_string(),
+            });
         }
         Ok(out)
     }
@@ -902,12 +998,13 @@ mod tests {
         assert_eq!(
             kept,
             [
-                10_000, 100_000, 200_000, 300_000, 320_000, 330_000, 340_000, 350_000
+                10_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 320_000, 330_000,
+                340_000, 350_000
             ]
         );
         assert_eq!(
             l.snapshot_at_or_before(199_999).unwrap().unwrap().0,
-            100_000
+            150_000
         );
     }
 

@@ -247,22 +247,18 @@ async fn undelete(
 
 // ---- one entry's versions --------------------------------------------------------------
 
-fn version_json(v: &history::entry::Version, with_text: bool) -> Value {
-    let mut j = json!({
+fn version_json(v: &history::entry::Version) -> Value {
+    json!({
         "seq": v.seq,
         "at": v.at,
         "time": history::time::format(v.at),
         "origin": v.origin,
         "type": v.kind,
         "name": v.name,
-        "text_changed": v.text.is_some(),
+        "text_changed": v.text_changed,
         "removed": v.removed,
         "cover": v.cover.as_ref().map(|p| format!("/static/{p}")),
-    });
-    if with_text {
-        j["text"] = v.text.clone().into();
-    }
-    j
+    })
 }
 
 async fn versions(
@@ -283,7 +279,6 @@ async fn versions(
     }
     let before = q_seq(&q, "before")?;
     let limit = q_seq(&q, "limit")?.unwrap_or(100).clamp(1, 10_000) as usize;
-    let with_text = q.get("text").is_some_and(|v| v == "true" || v == "1");
     let h = s.handle.clone();
     let (page, jobs, current) = tokio::task::spawn_blocking(move || {
         let page = history::entry::versions(h.ledger(), c, &slug, before, limit)?;
@@ -309,7 +304,7 @@ async fn versions(
         "category": c.key(),
         "total": page.total,
         "current": current,
-        "items": page.items.iter().map(|v| version_json(v, with_text)).collect::<Vec<_>>(),
+        "items": page.items.iter().map(|v| version_json(v)).collect::<Vec<_>>(),
         "older": page.older.map(|b| json!({"before": b})),
         "jobs": jobs.iter().map(|(v, id, images)| json!({
             "version": v, "job_id": ulid_text(*id),

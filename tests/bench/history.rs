@@ -29,7 +29,7 @@ const HOT: &str = "hot_character";
 
 /// Builds the ledger and `data/`: every 100th event edits the hot character, the others cycle
 /// through the 10,000 characters (synced first, then edited). Snapshots are written where a
-/// server that lived through these events would have kept them: one per 100,000 events (the
+/// server that lived through these events would have kept them: one per 50,000 events (the
 /// sparse ones) and the newest.
 fn build(root: &Path, total: u64) {
     let data = root.join("data/characters");
@@ -97,7 +97,7 @@ fn build(root: &Path, total: u64) {
             for s in &stored {
                 lib.apply(s);
             }
-            if seq % 100_000 == 0 || seq == total {
+            if seq % 50_000 == 0 || seq == total {
                 ledger.write_snapshot(seq, &lib.to_snapshot()).unwrap();
             }
         }
@@ -290,6 +290,42 @@ fn bench_server(root: &Path, total: u64) {
     let _ = child.wait();
 }
 
+/// A restore's parts, in process: the library then and the plan (no writes), and the whole
+/// command (the same again, then the append, the fold and the files).
+fn bench_restore_parts(root: &Path, total: u64) {
+    use gaze::handle::{Handle, Paths, Request};
+    let h = Handle::open(
+        &root.join("ledger/gaze.redb"),
+        Paths {
+            data: root.join("data"),
+            uploads: root.join("uploads"),
+            loras: None,
+            checkpoints: None,
+            workflow: None,
+        },
+    )
+    .unwrap();
+    for to in [total / 2 + 25_000, total - 20_000] {
+        let t = Instant::now();
+        let (e, _) = h.restore_plan(to).unwrap();
+        let plan = t.elapsed();
+        let files = match &e {
+            Some(Event::Restored { put, removed, .. }) => put.len() + removed.len(),
+            _ => 0,
+        };
+        let t = Instant::now();
+        h.execute(Origin::Cli, Request::Restore { to_seq: to })
+            .unwrap();
+        let all = t.elapsed();
+        println!(
+            "restore to seq {to} in process: library then + plan {:.0} ms; whole command {:.0} ms, of which about {:.0} ms writing {files} files",
+            ms(plan),
+            ms(all),
+            ms(all.saturating_sub(plan))
+        );
+    }
+}
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -303,4 +339,5 @@ fn main() {
     build(tmp.path(), total);
     bench_offline(tmp.path(), total);
     bench_server(tmp.path(), total);
+    bench_restore_parts(tmp.path(), total);
 }

@@ -759,7 +759,7 @@ async fn entry_page(
         .versions
         .items
         .iter()
-        .filter(|x| x.text.is_some())
+        .filter(|x| x.text_changed)
         .map(|x| x.seq)
         .collect();
     let body = html! {
@@ -818,7 +818,7 @@ async fn entry_page(
                 thead { tr { th { "a" } th { "b" } th { "seq" } th { "when" } th { "by" } th { "what" } th { "name" } th { "images from this version" } th {} } }
                 tbody {
                     @for (i, x) in v.versions.items.iter().enumerate() {
-                        @let is_content = x.text.is_some();
+                        @let is_content = x.text_changed;
                         tr {
                             td { @if is_content { input type="radio" name="a" value=(x.seq) checked[Some(x.seq) == content.get(1).copied() && v.diff.is_none()]; } }
                             td { @if is_content { input type="radio" name="b" value=(x.seq) checked[i == 0 && v.diff.is_none()]; } }
