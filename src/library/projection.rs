@@ -92,6 +92,8 @@ pub struct Library {
     pub workflow: Option<Template>,
     /// The template file's last refusal, while the file stays broken.
     pub workflow_failure: Option<Failure>,
+    /// Assistant drafts and bulk runs.
+    pub assistant: crate::assistant::projection::Assistant,
 }
 
 /// A version of the user's workflow template.
@@ -138,6 +140,7 @@ impl Default for Library {
             jobs: crate::jobs::projection::Jobs::default(),
             workflow: None,
             workflow_failure: None,
+            assistant: Default::default(),
         }
     }
 }
@@ -184,7 +187,13 @@ impl Library {
                 file,
                 body,
                 ..
-            } => self.shelf_mut(*category).put(slug, file, body, seq),
+            } => {
+                self.shelf_mut(*category).put(slug, file, body, seq);
+                if matches!(stored.event(), Event::DocumentCreated { .. }) {
+                    self.assistant
+                        .apply(seq, stored.envelope.at, stored.event());
+                }
+            }
             Event::DocumentEdited {
                 category,
                 slug,
@@ -291,6 +300,13 @@ impl Library {
                     seq,
                 });
             }
+            Event::DraftMade { .. }
+            | Event::BulkStarted { .. }
+            | Event::BulkItemFailed { .. }
+            | Event::BulkCancelled { .. } => {
+                self.assistant
+                    .apply(seq, stored.envelope.at, stored.event());
+            }
         }
     }
 }
@@ -334,7 +350,7 @@ impl Shelf {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 4;
+const SNAPSHOT_V: u8 = 5;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
@@ -366,6 +382,7 @@ struct Snap {
     /// (version, text) of the template in use.
     workflow: Option<(u64, String)>,
     workflow_failure: Option<(u64, String, u64)>,
+    assistant: crate::assistant::projection::Assistant,
 }
 
 impl Library {
@@ -420,6 +437,7 @@ impl Library {
                 .workflow_failure
                 .as_ref()
                 .map(|f| (f.hash, f.error.clone(), f.seq)),
+            assistant: self.assistant.clone(),
         };
         let mut out = vec![SNAPSHOT_V];
         if let Ok(b) = bincode::serde::encode_to_vec(&snap, bincode::config::standard()) {
@@ -487,6 +505,7 @@ impl Library {
                 error,
                 seq,
             }),
+            assistant: snap.assistant,
         })
     }
 }

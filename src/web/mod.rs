@@ -2,6 +2,7 @@
 //! module that touches axum and maud; it reads projections and sends commands to the handle.
 
 mod api;
+mod assistant;
 mod error;
 mod jobs;
 mod pages;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub list_cache: Arc<std::sync::Mutex<ListCache>>,
     /// The reactor's live state; `None` when no reactor runs (tools, tests of the API alone).
     pub live: Option<crate::jobs::reactor::Live>,
+    /// The assistant (tag index, drafting, bulk runs); `None` in tools that run without it.
+    pub assistant: Option<crate::assistant::Service>,
 }
 
 pub type ListCache =
@@ -38,7 +41,13 @@ impl AppState {
             config: Arc::new(config),
             list_cache: Arc::default(),
             live,
+            assistant: None,
         }
+    }
+
+    pub fn with_assistant(mut self, assistant: crate::assistant::Service) -> AppState {
+        self.assistant = Some(assistant);
+        self
     }
 }
 
@@ -49,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(jobs::routes())
+        .merge(assistant::routes(&state))
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
         .nest_service("/static", statics)
@@ -62,6 +72,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    // Open MCP sessions (long-lived streams) end at shutdown rather than hold it up.
+    let mcp = state.assistant.as_ref().map(|a| a.mcp_shutdown.clone());
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(t) = mcp {
+            t.cancel();
+        }
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

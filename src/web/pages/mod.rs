@@ -1,6 +1,8 @@
 //! The HTML pages, rendered with maud from the projections: the shared layout here, one module
-//! per page family beside it (`home`: the library overview).
+//! per page family beside it (`home`: the library overview; `assistant`: drafting with the
+//! assistant and bulk runs).
 
+pub mod assistant;
 mod home;
 
 use super::AppState;
@@ -15,6 +17,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
         .route("/rescan", post(home::rescan))
+        .merge(assistant::routes())
         .fallback(not_found)
 }
 
