@@ -6,7 +6,7 @@
 //!   server; `library_server`: the library as an MCP server (and the stdio bridge to a running
 //!   app).
 //! - `llm`: the chat-completions client; `hub`: the MCP client side (the built-in tag server and
-//!   the servers configured in settings); `schema`: what a category's answer must look like;
+//!   the servers configured in settings); `servers`: the `mcp_servers` setting; `schema`: what a category's answer must look like;
 //!   `draft`: the tool-calling loop; `sidecar`: what LoRA files say about themselves; `bulk`:
 //!   bulk runs as background work that survives restarts; `projection`: drafts and runs folded
 //!   from events.
@@ -24,6 +24,7 @@ pub mod library_server;
 pub mod llm;
 pub mod projection;
 pub mod schema;
+pub mod servers;
 pub mod sidecar;
 pub mod tag_server;
 pub mod tags;

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod assistant;
 mod comfy;
 mod crash;
 mod engine;
