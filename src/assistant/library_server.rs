@@ -111,13 +111,10 @@ fn ok(v: Value) -> CallToolResult {
     CallToolResult::structured(v)
 }
 
-fn category(key: &str) -> Result<Category, CallToolResult> {
+fn category(key: &str) -> Result<Category, String> {
     Category::parse(key).ok_or_else(|| {
         let known: Vec<&str> = Category::ALL.iter().map(|c| c.key()).collect();
-        fail(format!(
-            "unknown category '{key}' (known: {})",
-            known.join(" ")
-        ))
+        format!("unknown category '{key}' (known: {})", known.join(" "))
     })
 }
 
@@ -137,40 +134,40 @@ macro_rules! tri {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(r) => return Ok(r),
+            Err(r) => return Ok(fail(r)),
         }
     };
 }
 
 impl LibraryServer {
-    async fn exec(&self, cmd: Command) -> Result<crate::handle::Outcome, CallToolResult> {
+    async fn exec(&self, cmd: Command) -> Result<crate::handle::Outcome, String> {
         self.handle
             .run(Origin::Mcp, Request::Command(cmd))
             .await
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| e.to_string())
     }
 
-    fn entry_now(&self, c: Category, slug: &str) -> Result<Value, CallToolResult> {
+    fn entry_now(&self, c: Category, slug: &str) -> Result<Value, String> {
         self.handle
             .library()
             .get(c, slug)
             .map(full)
-            .ok_or_else(|| fail(format!("no {} with slug '{slug}'", c.desc().singular)))
+            .ok_or_else(|| format!("no {} with slug '{slug}'", c.desc().singular))
     }
 }
 
 fn resolve(
     lib: &Library,
     body: &Map<String, Value>,
-) -> Result<(GenRequest, request::Resolved), CallToolResult> {
-    let req = GenRequest::from_json(body).map_err(fail)?;
+) -> Result<(GenRequest, request::Resolved), String> {
+    let req = GenRequest::from_json(body)?;
     let resolved = request::resolve(
         lib,
         &req,
         crate::handle::random_seed(),
         &request::Backend::default(),
     )
-    .map_err(|r: Refusal| fail(r.to_string()))?;
+    .map_err(|r: Refusal| r.to_string())?;
     Ok((req, resolved))
 }
 

@@ -26,6 +26,8 @@ pub struct Seen {
     pub answered: Vec<String>,
 }
 
+type Shared = (Arc<Mutex<Seen>>, Arc<Mutex<Duration>>);
+
 #[derive(Clone)]
 pub struct LlmStandIn {
     pub url: String,
@@ -155,11 +157,7 @@ fn document(system: &str, request: &str) -> (String, Value) {
     (name, Value::Object(doc))
 }
 
-async fn chat(
-    State((seen, delay)): State<(Arc<Mutex<Seen>>, Arc<Mutex<Duration>>)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn chat(State((seen, delay)): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad json: {e}")).into_response(),
