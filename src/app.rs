@@ -15,7 +15,9 @@ pub fn open(config: &Config) -> Result<Handle, String> {
         uploads: config.uploads.clone(),
         loras: config.loras.clone(),
         checkpoints: config.checkpoints.clone(),
+        workflow: Some(config.workflow.clone()),
     };
+    ensure_workflow_file(&config.workflow)?;
     let handle = Handle::open(&config.ledger, paths).map_err(|e| e.to_string())?;
     let o = handle
         .execute(Origin::Startup, Request::Rescan(Category::ALL.to_vec()))
@@ -32,7 +34,52 @@ pub fn open(config: &Config) -> Result<Handle, String> {
             o.events.len()
         );
     }
+    handle
+        .execute(Origin::Startup, Request::SyncWorkflow)
+        .map_err(|e| format!("reading the workflow template failed: {e}"))?;
+    {
+        let lib = handle.library();
+        match (&lib.workflow, &lib.workflow_failure) {
+            (None, failure) => {
+                return Err(format!(
+                    "the workflow template {} cannot be used: {}",
+                    config.workflow.display(),
+                    failure
+                        .as_ref()
+                        .map_or("it was not read", |f| f.error.as_str())
+                ));
+            }
+            (Some(w), Some(f)) => tracing::warn!(
+                "the workflow template {} cannot be used ({}); version {} stays in use",
+                config.workflow.display(),
+                f.error,
+                w.version
+            ),
+            (Some(w), None) => tracing::info!("workflow template version {}", w.version),
+        }
+    }
     Ok(handle)
+}
+
+/// Writes the built-in workflow template where the user's is expected, if there is none, so
+/// the user has a file to tune.
+fn ensure_workflow_file(path: &std::path::Path) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    crate::library::files::write_atomic(path, crate::engine::workflow::TEMPLATE_JSON.as_bytes())
+        .map_err(|e| {
+            format!(
+                "cannot write the built-in workflow template to {}: {e}",
+                path.display()
+            )
+        })?;
+    tracing::info!("wrote the built-in workflow template to {}", path.display());
+    Ok(())
 }
 
 /// Runs the server on an already-bound listener until `shutdown` resolves.
@@ -76,10 +123,17 @@ pub async fn serve(
     )
     .await?;
     let url_file = server_url_file(&config.ledger);
-    let state = web::AppState::new(handle.clone(), config, Some(live)).with_assistant(assistant);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr))
+        .with_assistant(assistant);
     // `gaze mcp library` finds a server that holds the ledger through this file.
-    if let Err(e) = std::fs::write(&url_file, format!("http://{addr}\n")) {
+    if let Err(e) = std::fs::write(
+        &url_file,
+        format!(
+            "http://{addr}
+"
+        ),
+    ) {
         tracing::warn!("could not write {}: {e}", url_file.display());
     }
     // Tests and scripts read this line to find the port.

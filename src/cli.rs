@@ -11,7 +11,12 @@ use std::time::Duration;
 ///
 /// With no sub-command, `gaze` serves the app (`gaze serve`).
 #[derive(Parser, Debug)]
-#[command(name = "gaze", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "gaze",
+    version,
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
@@ -305,6 +310,7 @@ impl ServeArgs {
     /// Parses `gaze serve` flags alone (environment variables apply as on the command line).
     pub fn parse_from_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         #[derive(Parser)]
+        #[command(args_override_self = true)]
         struct Only {
             #[command(flatten)]
             serve: ServeArgs,
@@ -387,6 +393,18 @@ mod tests {
         let c = s.into_config();
         assert_eq!(c.comfy, ["http://a:1", "http://b:2"]);
         assert_eq!(c.allow_hosts, ["gaze.lan"]);
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_the_last_value_and_lists_add_up() {
+        let cli =
+            parse("serve --rescan-secs 3600 --rescan-secs 1 --comfy http://a --comfy http://b")
+                .unwrap();
+        let Some(Cmd::Serve(s)) = cli.command else {
+            panic!("serve expected")
+        };
+        assert_eq!(s.rescan_secs, 1);
+        assert_eq!(s.comfy, ["http://a", "http://b"]);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Paths {
     pub uploads: PathBuf,
     pub loras: Option<PathBuf>,
     pub checkpoints: Option<PathBuf>,
+    /// The user's workflow template file; `None` leaves the template alone (tools, tests).
+    pub workflow: Option<PathBuf>,
 }
 
 /// What to do, before the IO that builds the command is done.
@@ -36,6 +38,8 @@ pub enum Request {
     SyncFiles(Category, Vec<String>),
     /// Give every checkpoint file on disk that has no document a default one.
     DiscoverCheckpoints,
+    /// Compare the workflow template file with the version in use.
+    SyncWorkflow,
 }
 
 #[derive(Debug)]
@@ -326,6 +330,13 @@ impl Handle {
                     complete: false,
                 }]
             }
+            Request::SyncWorkflow => match &paths.workflow {
+                Some(path) => vec![Command::SyncWorkflow {
+                    file: path.display().to_string(),
+                    content: sync::read_file(path),
+                }],
+                None => Vec::new(),
+            },
             Request::DiscoverCheckpoints => match &paths.checkpoints {
                 Some(root) => {
                     let lib = self.library();

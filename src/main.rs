@@ -133,7 +133,21 @@ fn synth(args: &SynthArgs) -> Result<(), String> {
 
 fn preview(args: &PreviewArgs) -> Result<(), String> {
     let req = gaze::jobs::request::GenRequest::from_json(&args.request_body())?;
-    let lib = gaze::library::sync::library_from_disk(&args.data);
+    let mut lib = gaze::library::sync::library_from_disk(&args.data);
+    // The user's template when there is a usable one (version 0: read from the file, not from a
+    // ledger), else the built-in copy.
+    if let Ok(text) = std::fs::read_to_string(&args.workflow) {
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: invalid JSON: {e}", args.workflow.display()))?;
+        gaze::engine::workflow::check_template(&value).map_err(|p| {
+            format!(
+                "{} cannot be used: {}",
+                args.workflow.display(),
+                p.join("; ")
+            )
+        })?;
+        lib.workflow = Some(gaze::library::projection::Template::new(0, &text));
+    }
     let backend = gaze::jobs::request::Backend {
         vanilla: args.vanilla,
         ..Default::default()

@@ -81,7 +81,10 @@ pub fn generate(
     comp: &Composition<'_>,
     opts: &GenerationOptions<'_>,
 ) -> Result<Generation, EngineError> {
-    let template = workflow::template()?;
+    let template = match opts.template {
+        Some(t) => t,
+        None => workflow::template()?,
+    };
     let BuiltPrompts {
         prompts,
         explanation,

@@ -954,6 +954,7 @@ fn property_random_compositions() {
                 vaes: Some(&vaes),
                 ..Default::default()
             },
+            template: None,
         };
 
         let g = match generate(&comp, &o) {
@@ -1206,4 +1207,109 @@ fn sample_docs_for_vanilla() -> Vec<Value> {
         serde_json::json!({"checkpoint_path": "Illustrious/x.safetensors", "steps": 20,
                 "cfg": 5, "sampler_name": "euler", "scheduler": "normal", "vae": "integrated"}),
     ]
+}
+
+#[test]
+fn template_checks_name_what_is_wrong() {
+    use super::workflow::{TEMPLATE_JSON, check_template};
+    let shipped: Value = serde_json::from_str(TEMPLATE_JSON).unwrap();
+    assert_eq!(check_template(&shipped), Ok(()));
+    type Edit = fn(&mut Value);
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "not an object",
+            |t| *t = json!([1]),
+            "not a JSON object of nodes",
+        ),
+        (
+            "a LoRA slot removed",
+            |t| {
+                t.as_object_mut().unwrap().remove("19");
+            },
+            "node 19 (LoraLoader) is missing",
+        ),
+        (
+            "the sampler swapped",
+            |t| t["3"]["class_type"] = json!("KSamplerAdvanced"),
+            "node 3 must be a KSampler, not a KSamplerAdvanced",
+        ),
+        (
+            "no class at all",
+            |t| {
+                t["9"].as_object_mut().unwrap().remove("class_type");
+            },
+            "node 9 must be a SaveImage, not a node without class_type",
+        ),
+        (
+            "the positive placeholder gone",
+            |t| t["6"]["inputs"]["text"] = json!("masterpiece"),
+            "node 6's text must contain {{POSITIVE_PROMPT}}",
+        ),
+        (
+            "the hand placeholder gone",
+            |t| t["15"]["inputs"]["text"] = json!(""),
+            "node 15's text must contain {{HAND_PROMPT}}",
+        ),
+        (
+            "the chain skips a slot",
+            |t| t["18"]["inputs"]["model"] = json!(["16", 0]),
+            "node 18's model must link to [\"17\", 0]",
+        ),
+        (
+            "a detailer setting out of range",
+            |t| t["11"]["inputs"]["guide_size"] = json!(100000),
+            "a trial build fails: value_bigger_than_max at node 11 (FaceDetailer) input guide_size",
+        ),
+        (
+            "a detailer input removed",
+            |t| {
+                t["13"]["inputs"].as_object_mut().unwrap().remove("denoise");
+            },
+            "input denoise: Required input is missing",
+        ),
+        (
+            "an unknown node added",
+            |t| t["30"] = json!({"class_type": "NoSuchNode", "inputs": {}}),
+            "Cannot execute because node NoSuchNode does not exist",
+        ),
+    ];
+    for (what, edit, needle) in cases {
+        let mut t = shipped.clone();
+        edit(&mut t);
+        let problems = check_template(&t).expect_err(what).join("\n");
+        assert!(problems.contains(needle), "{what}: {problems}");
+    }
+    // Tuning values the engine does not own is fine.
+    let mut tuned = shipped.clone();
+    tuned["11"]["inputs"]["guide_size"] = json!(1024);
+    tuned["13"]["inputs"]["denoise"] = json!(0.3);
+    tuned["7"]["inputs"]["text"] = json!("lowres, worst quality");
+    assert_eq!(check_template(&tuned), Ok(()));
+}
+
+#[test]
+fn a_given_template_is_the_one_built_from() {
+    let mut tuned: Value = serde_json::from_str(super::workflow::TEMPLATE_JSON).unwrap();
+    tuned["11"]["inputs"]["guide_size"] = json!(1024);
+    tuned["7"]["inputs"]["text"] = json!("from the user's template");
+    let comp = Composition::default();
+    let o = GenerationOptions {
+        seed: 3,
+        width: 832,
+        height: 1216,
+        template: Some(&tuned),
+        ..GenerationOptions::default()
+    };
+    let g = generate(&comp, &o).unwrap();
+    assert_eq!(g.workflow["11"]["inputs"]["guide_size"], json!(1024));
+    assert!(g.prompts.negative.contains("from the user's template"));
+    let builtin = generate(
+        &comp,
+        &GenerationOptions {
+            template: None,
+            ..o
+        },
+    )
+    .unwrap();
+    assert_eq!(builtin.workflow["11"]["inputs"]["guide_size"], json!(512));
 }

@@ -66,6 +66,137 @@ pub fn template() -> Result<&'static Value, EngineError> {
         .map_err(|e| EngineError::Template(e.clone()))
 }
 
+/// The nodes the engine fills or wires, with the class each must have (the seed's node map).
+pub const REQUIRED_NODES: [(&str, &str); 15] = [
+    ("3", "KSampler"),
+    ("4", "CheckpointLoaderSimple"),
+    ("5", "EmptyLatentImage"),
+    ("6", "CLIPTextEncode"),
+    ("7", "CLIPTextEncode"),
+    ("8", "VAEDecode"),
+    ("9", "SaveImage"),
+    ("11", "FaceDetailer"),
+    ("13", "FaceDetailer"),
+    ("14", "CLIPTextEncode"),
+    ("15", "CLIPTextEncode"),
+    ("16", "LoraLoader"),
+    ("17", "LoraLoader"),
+    ("18", "LoraLoader"),
+    ("19", "LoraLoader"),
+];
+
+/// Checks a workflow template against what the engine needs before it is used: the node map
+/// (ids and classes), the prompt placeholders, the LoRA chain 4 → 16 → 17 → 18 → 19, and a trial
+/// build (every LoRA slot filled, with and without the detailers) that must pass `validate`.
+/// `Err` lists every problem, each naming its node.
+pub fn check_template(template: &Value) -> Result<(), Vec<String>> {
+    let Some(nodes) = template.as_object() else {
+        return Err(vec![
+            "the template is not a JSON object of nodes (API format: {\"3\": {\"class_type\": …}})"
+                .into(),
+        ]);
+    };
+    let mut problems = Vec::new();
+    for (id, class) in REQUIRED_NODES {
+        match nodes.get(id) {
+            None => problems.push(format!("node {id} ({class}) is missing")),
+            Some(n) => {
+                let got = n.get("class_type").and_then(Value::as_str);
+                if got != Some(class) {
+                    problems.push(format!(
+                        "node {id} must be a {class}, not {}",
+                        got.map_or("a node without class_type".to_string(), |g| format!(
+                            "a {g}"
+                        ))
+                    ));
+                }
+                if n.get("inputs").and_then(Value::as_object).is_none() {
+                    problems.push(format!("node {id} ({class}) has no inputs object"));
+                }
+            }
+        }
+    }
+    for (id, placeholder) in [
+        ("6", POSITIVE_PLACEHOLDER),
+        ("14", FACE_PLACEHOLDER),
+        ("15", HAND_PLACEHOLDER),
+    ] {
+        let text = doc::get(template, &[id, "inputs", "text"]).and_then(Value::as_str);
+        if nodes.contains_key(id) && !text.is_some_and(|t| t.contains(placeholder)) {
+            problems.push(format!("node {id}'s text must contain {placeholder}"));
+        }
+    }
+    for (node, from) in [("16", "4"), ("17", "16"), ("18", "17"), ("19", "18")] {
+        for (input, index) in [("model", 0), ("clip", 1)] {
+            let got = doc::get(template, &[node, "inputs", input]);
+            if nodes.contains_key(node) && got != Some(&link(from, index)) {
+                problems.push(format!(
+                    "the LoRA chain is broken: node {node}'s {input} must link to [\"{from}\", {index}]"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let lora =
+        |name: &str| serde_json::json!({ "lora": { "lora_name": name, "lora_weight": 1.0 } });
+    let docs = [
+        lora("a.safetensors"),
+        lora("b.safetensors"),
+        lora("c.safetensors"),
+        lora("d.safetensors"),
+    ];
+    let doc_of = |category, slug, data| {
+        Some(Doc {
+            category,
+            slug,
+            data,
+        })
+    };
+    let comp = Composition {
+        character: doc_of("characters", "check", &docs[0]),
+        outfit: doc_of("outfits", "check", &docs[1]),
+        action: doc_of("actions", "check", &docs[2]),
+        style: doc_of("styles", "check", &docs[3]),
+        ..Composition::default()
+    };
+    let prompts = Prompts {
+        main: "1girl".into(),
+        face: "smile".into(),
+        hand: "hands".into(),
+        negative: "lowres".into(),
+    };
+    for vanilla in [false, true] {
+        let opts = GenerationOptions {
+            seed: 1,
+            width: 832,
+            height: 1216,
+            vanilla,
+            ..GenerationOptions::default()
+        };
+        let (wf, _) = build_workflow(template, &comp, &prompts, &opts);
+        if let Err(errors) = super::validate::validate(&wf, &KnownModels::default()) {
+            let mode = if vanilla {
+                " (without the detailers)"
+            } else {
+                ""
+            };
+            problems.extend(
+                errors
+                    .iter()
+                    .map(|e| format!("a trial build{mode} fails: {e}")),
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.dedup();
+        Err(problems)
+    }
+}
+
 /// The template's node-7 negative text (part of every negative prompt).
 pub fn template_negative(template: &Value) -> &str {
     doc::get(template, &["7", "inputs", "text"])
@@ -156,6 +287,8 @@ pub struct GenerationOptions<'a> {
     pub filename_prefix: Option<&'a str>,
     /// The backend's model lists, when known, for `validate`.
     pub known: KnownModels<'a>,
+    /// The user's workflow template; `None` uses the built-in copy (`template()`).
+    pub template: Option<&'a Value>,
 }
 
 /// Decides which document's LoRA goes into which slot (see the module rules).

@@ -185,6 +185,9 @@ pub struct Resolved {
     /// The character picked (useful when it was random).
     pub character: Option<String>,
     pub replace_cover: bool,
+    /// The version (seq) of the workflow template the graph was built from; `None` for the
+    /// built-in copy (tools that read `data/` without a ledger).
+    pub template_version: Option<u64>,
 }
 
 impl Resolved {
@@ -210,6 +213,7 @@ impl Resolved {
             loras: &self.generation.report.loras,
             vanilla: self.generation.report.vanilla,
             versions: &self.versions,
+            template_version: self.template_version,
         }
     }
 
@@ -241,6 +245,7 @@ struct RecipeRef<'a> {
     loras: &'a [engine::ActiveLora],
     vanilla: bool,
     versions: &'a BTreeMap<String, u64>,
+    template_version: Option<u64>,
 }
 
 /// Options that come from the backend rather than the request.
@@ -478,6 +483,8 @@ fn resolve_inner(
         Some((c, s)) => format!("gaze/{}_{s}", c.key()),
         None => "gaze/generator".to_string(),
     };
+    // The user's template as the ledger holds it (the built-in copy for tools without one).
+    let template = lib.workflow.as_ref().map(|t| (t.version, t.value()));
     let opts = GenerationOptions {
         seed,
         width,
@@ -485,6 +492,7 @@ fn resolve_inner(
         vanilla: backend.vanilla,
         filename_prefix: Some(&prefix),
         known: backend.known,
+        template: template.as_ref().map(|(_, v)| v.as_ref()),
     };
     let (generation, swept) = match sweep {
         None => (
@@ -526,6 +534,7 @@ fn resolve_inner(
             checkpoint,
             character,
             replace_cover: req.replace_cover,
+            template_version: template.map(|(v, _)| v),
         },
         swept,
     ))

@@ -102,6 +102,12 @@ pub enum Command {
     StopEndless {
         endless: u128,
     },
+    /// The workflow template file as read from disk (`--workflow`).
+    SyncWorkflow {
+        /// The file as configured, for messages.
+        file: String,
+        content: FileContent,
+    },
     /// What the reactor saw happen. Facts that no longer apply (the job was cancelled
     /// meanwhile, the entry deleted) are dropped rather than refused.
     Record {
@@ -215,6 +221,7 @@ pub fn decide(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
             observations,
             complete,
         } => Ok(decide_sync(lib, *category, observations, *complete)),
+        Command::SyncWorkflow { file, content } => Ok(decide_workflow(lib, file, content)),
         Command::Create {
             category,
             doc,
@@ -869,6 +876,62 @@ fn parse_file(bytes: &[u8]) -> Result<(Map<String, Value>, &str), String> {
             }
         )),
         Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+/// A template file that differs from the version in use becomes the new version if the engine
+/// can use it; otherwise the refusal is recorded (once per content) and the old one stays.
+fn decide_workflow(lib: &Library, file: &str, content: &FileContent) -> Vec<Event> {
+    let refused = |hash: u64, error: String| {
+        if lib
+            .workflow_failure
+            .as_ref()
+            .is_some_and(|f| f.hash == hash)
+        {
+            Vec::new()
+        } else {
+            vec![Event::WorkflowRefused {
+                file: file.to_string(),
+                hash,
+                error,
+            }]
+        }
+    };
+    let bytes = match content {
+        FileContent::Bytes(b) => b,
+        FileContent::Missing => {
+            return refused(
+                0,
+                "the workflow template file is missing; the last good version stays in use".into(),
+            );
+        }
+        FileContent::Unreadable(e) => return refused(content_hash(e.as_bytes()), e.clone()),
+    };
+    if lib
+        .workflow
+        .as_ref()
+        .is_some_and(|w| w.json.as_bytes() == bytes.as_slice())
+    {
+        // Unchanged; a failure recorded for another content is over.
+        return match &lib.workflow_failure {
+            Some(_) => vec![Event::WorkflowSynced {
+                file: file.to_string(),
+                json: String::from_utf8_lossy(bytes).into_owned(),
+            }],
+            None => Vec::new(),
+        };
+    }
+    let hash = content_hash(bytes);
+    let (doc, text) = match parse_file(bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => return refused(hash, e),
+    };
+    match crate::engine::workflow::check_template(&Value::Object(doc)) {
+        Ok(()) => vec![Event::WorkflowSynced {
+            file: file.to_string(),
+            json: text.to_string(),
+        }],
+        Err(problems) => refused(hash, problems.join("; ")),
     }
 }
 

@@ -15,7 +15,8 @@ fn is_document_name(name: &str) -> bool {
     files::is_plain_file_name(name) && name.ends_with(".json")
 }
 
-fn read(path: &Path) -> FileContent {
+/// Reads one file for a sync, refusing what is not a regular file or is too big.
+pub fn read_file(path: &Path) -> FileContent {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileContent::Missing,
         Err(e) => return FileContent::Unreadable(e.to_string()),
@@ -50,7 +51,7 @@ pub fn observe_category(data: &Path, c: Category, skip: &[String]) -> Vec<Observ
     names
         .into_iter()
         .map(|file| Observation {
-            content: read(&dir.join(&file)),
+            content: read_file(&dir.join(&file)),
             file,
         })
         .collect()
@@ -65,7 +66,7 @@ pub fn observe_files(data: &Path, c: Category, names: &[String]) -> Vec<Observat
     names
         .into_iter()
         .map(|file| Observation {
-            content: read(&dir.join(file)),
+            content: read_file(&dir.join(file)),
             file: file.clone(),
         })
         .collect()

@@ -44,11 +44,37 @@ pub fn start_watcher(handle: Handle, debounce: Duration) -> Option<Box<dyn std::
         );
         return None;
     }
+    // The workflow template lives outside data/: watch its folder, not recursively.
+    let template = handle.paths().workflow.clone().map(|p| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let canonical_dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+        if let Err(e) = debouncer.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(
+                "cannot watch {} for template edits ({e}); relying on periodic rescans",
+                dir.display()
+            );
+        }
+        (canonical_dir, p.file_name().map(|n| n.to_os_string()))
+    });
     tokio::spawn(async move {
         while let Some(paths) = rx.recv().await {
             let mut by_cat: BTreeMap<Category, BTreeSet<String>> = BTreeMap::new();
             let mut rescan: BTreeSet<Category> = BTreeSet::new();
+            let mut template_changed = false;
             for p in paths {
+                if let Some((dir, Some(name))) = &template
+                    && p.file_name() == Some(name.as_os_str())
+                    && p.parent()
+                        .map(|d| d.canonicalize().unwrap_or_else(|_| d.to_path_buf()))
+                        .as_deref()
+                        == Some(dir.as_path())
+                {
+                    template_changed = true;
+                    continue;
+                }
                 let p = p.canonicalize().unwrap_or(p);
                 if let Some((c, name)) = classify(&canonical, &p).or_else(|| classify(&data, &p)) {
                     by_cat.entry(c).or_default().insert(name);
@@ -60,6 +86,16 @@ pub fn start_watcher(handle: Handle, debounce: Duration) -> Option<Box<dyn std::
                 {
                     // The folder itself changed (created, removed, renamed): look at all of it.
                     rescan.insert(c);
+                }
+            }
+            if template_changed {
+                match handle.run(Origin::Watcher, Request::SyncWorkflow).await {
+                    Ok(o) => {
+                        for e in &o.events {
+                            tracing::info!("watcher: workflow template: {}", e.event().kind());
+                        }
+                    }
+                    Err(e) => tracing::warn!("watcher sync of the workflow template: {e}"),
                 }
             }
             if !rescan.is_empty() {
@@ -101,15 +137,17 @@ pub fn start_periodic_rescan(handle: Handle, every: Duration) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            match handle
-                .run(Origin::Watcher, Request::Rescan(Category::ALL.to_vec()))
-                .await
-            {
-                Ok(o) if !o.events.is_empty() => {
-                    tracing::info!("periodic rescan recorded {} event(s)", o.events.len());
+            for request in [
+                Request::Rescan(Category::ALL.to_vec()),
+                Request::SyncWorkflow,
+            ] {
+                match handle.run(Origin::Watcher, request).await {
+                    Ok(o) if !o.events.is_empty() => {
+                        tracing::info!("periodic rescan recorded {} event(s)", o.events.len());
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("periodic rescan: {e}"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("periodic rescan: {e}"),
             }
         }
     });

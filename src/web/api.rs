@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/events", get(events))
         .route("/api/rescan", post(rescan_all))
         .route("/api/failures", get(failures))
+        .route("/api/workflow", get(workflow))
         .route("/api/settings", get(get_settings).put(put_settings))
         .route("/api/default_checkpoint", post(set_default_checkpoint))
         .route("/api/models/checkpoints", get(checkpoint_files))
@@ -495,6 +496,7 @@ async fn rescan(s: &AppState, cats: Vec<Category>) -> ApiResult {
 }
 
 async fn rescan_all(State(s): State<AppState>) -> ApiResult {
+    s.handle.run(Origin::Web, Request::SyncWorkflow).await?;
     rescan(&s, Category::ALL.to_vec()).await
 }
 
@@ -515,7 +517,28 @@ fn failures_json(lib: &Library, cats: &[Category]) -> Vec<Value> {
 }
 
 async fn failures(State(s): State<AppState>) -> Json<Value> {
-    Json(json!({"failures": failures_json(&s.handle.library(), &Category::ALL)}))
+    let lib = s.handle.library();
+    Json(json!({
+        "failures": failures_json(&lib, &Category::ALL),
+        "workflow": lib.workflow_failure.as_ref().map(|f| json!({
+            "file": s.config.workflow.display().to_string(), "error": f.error, "seq": f.seq
+        })),
+    }))
+}
+
+/// The workflow template in use: its file, version and text, and its file's last refusal.
+async fn workflow(State(s): State<AppState>) -> ApiResult {
+    let lib = s.handle.library();
+    let Some(w) = &lib.workflow else {
+        return Err(ApiError::not_found("no workflow template has been read"));
+    };
+    Ok(Json(json!({
+        "file": s.config.workflow.display().to_string(),
+        "version": w.version,
+        "template": *w.value(),
+        "failure": lib.workflow_failure.as_ref().map(|f| json!({"error": f.error, "seq": f.seq})),
+    }))
+    .into_response())
 }
 
 // ---- models ----------------------------------------------------------------------------
@@ -720,6 +743,7 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
         "seq": lib.seq,
         "documents": lib.document_count(),
         "sync_failures": failures,
+        "workflow_version": lib.workflow.as_ref().map(|w| w.version),
     }))
 }
 

@@ -429,7 +429,7 @@ async fn page_bulk_create(State(s): State<AppState>, headers: HeaderMap, c: Cate
             Redirect::to(&format!("/assistant/bulk/{}", id_text(batch))).into_response()
         }
         Err(e) if wants_json => e.into_response(),
-        Err(e) => super::pages::assistant::message_page(e.status, "Bulk create", &e.message),
+        Err(e) => super::pages::assistant::message_page(&s, e.status, "Bulk create", &e.message),
     }
 }
 

@@ -2,10 +2,12 @@
 //! module that touches axum and maud; it reads projections and sends commands to the handle.
 
 mod api;
+pub mod assets;
 mod assistant;
 mod error;
+pub mod guard;
 mod jobs;
-mod pages;
+pub mod pages;
 
 use crate::cli::Config;
 use crate::handle::Handle;
@@ -25,22 +27,36 @@ pub struct AppState {
     pub live: Option<crate::jobs::reactor::Live>,
     /// The assistant (tag index, drafting, bulk runs); `None` in tools that run without it.
     pub assistant: Option<crate::assistant::Service>,
+    /// The request guard's settings and the CSRF token.
+    pub guard: Arc<guard::Guard>,
+    /// Versioned URLs of the static assets.
+    pub assets: Arc<assets::Assets>,
 }
 
 pub type ListCache =
     std::collections::HashMap<crate::library::category::Category, (u64, axum::body::Bytes)>;
 
 impl AppState {
+    /// `bound` is the address the listener got (its IP is an allowed Host).
     pub fn new(
         handle: Handle,
         config: Config,
         live: Option<crate::jobs::reactor::Live>,
+        bound: Option<std::net::SocketAddr>,
     ) -> AppState {
+        let csrf = guard::load_or_make_secret(&config.ledger);
+        let guard = guard::Guard::new(&config.allow_hosts, bound, csrf);
+        if let Some(w) = guard.exposure_warning() {
+            tracing::warn!("{w}");
+        }
+        let assets = assets::Assets::scan(&config.static_dir);
         AppState {
             handle,
             config: Arc::new(config),
             list_cache: Arc::default(),
             live,
+            guard: Arc::new(guard),
+            assets: Arc::new(assets),
             assistant: None,
         }
     }
@@ -48,6 +64,11 @@ impl AppState {
     pub fn with_assistant(mut self, assistant: crate::assistant::Service) -> AppState {
         self.assistant = Some(assistant);
         self
+    }
+
+    /// The token HTML forms carry (see `guard`).
+    pub fn csrf_token(&self) -> &str {
+        self.guard.csrf_token()
     }
 }
 
@@ -62,6 +83,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
         .nest_service("/static", statics)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::layer,
+        ))
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -234,6 +234,7 @@ fn main() {
         vanilla: false,
         filename_prefix: Some("gaze/bench"),
         known,
+        template: None,
     };
     let docs: usize = lib.values().map(BTreeMap::len).sum();
     println!(

@@ -28,6 +28,7 @@ fn paths(root: &Path) -> Paths {
         uploads: root.join("uploads"),
         loras: None,
         checkpoints: None,
+        workflow: None,
     }
 }
 

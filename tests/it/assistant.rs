@@ -499,15 +499,71 @@ async fn a_bulk_run_can_be_cancelled_and_its_page_started_from_a_form() {
     let root = loras.path().to_str().unwrap().to_string();
     let g = Gaze::start(Some(&sample_data()), &["--loras", &root]);
     configure(&g, &llm, json!({})).await;
-    llm.set_delay(Duration::from_millis(1500));
-    // The original's form route answers with a redirect to the run's page.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = client
-        .post(format!("{}/styles/bulk_create", g.url))
-        .send()
+    let form = |path: &str, fields: &[(&str, &str)]| {
+        client.post(format!("{}{path}", g.url)).form(fields).send()
+    };
+    let (_, page) = g.get("/outfit/create/assistant").await;
+    let page = page.as_str().unwrap().to_string();
+    let token = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // Without JavaScript: the description form drafts and opens the review page...
+    let r = form(
+        "/outfit/create/assistant",
+        &[
+            ("csrf", &token),
+            ("category", "outfits"),
+            ("request", "a form maid"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let review = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(review.starts_with("/assistant/drafts/"), "{review}");
+    let (st, html) = g.get(&review).await;
+    assert_eq!(st, 200);
+    assert!(html.as_str().unwrap().contains(r#"name="s/wardrobe/top""#));
+    // ...whose form saves the edited fields.
+    let r = form(
+        &format!("{review}/accept"),
+        &[
+            ("csrf", &token),
+            ("s/outfit_name", "Form Maid"),
+            ("l/tags", "a, b"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/outfit/a_form_maid");
+    let (_, e) = g.get("/api/library/outfits/a_form_maid").await;
+    assert_eq!(
+        (e["name"].as_str(), e["data"]["tags"].clone()),
+        (Some("Form Maid"), json!(["a", "b"]))
+    );
+    // Forms without the token are refused by the guard.
+    let r = form(
+        "/outfit/create/assistant",
+        &[("category", "outfits"), ("request", "x")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+
+    llm.set_delay(Duration::from_millis(1500));
+    // The original's form route answers with a redirect to the run's page.
+    let r = form("/styles/bulk_create", &[("csrf", &token)])
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 303);

@@ -149,6 +149,7 @@ fn opts(seed: u64) -> GenerationOptions<'static> {
         vanilla: false,
         filename_prefix: Some(PREFIX),
         known: lib().known(),
+        template: None,
     }
 }
 

@@ -126,13 +126,15 @@ async fn create_edit_clone_and_delete_write_files_and_keep_history() {
     assert_eq!(
         kinds,
         [
+            "workflow_synced",
             "document_created",
             "document_edited",
             "document_created",
             "document_deleted"
         ]
     );
-    assert_eq!(ev["events"][0]["origin"], "web");
+    assert_eq!(ev["events"][0]["origin"], "startup");
+    assert_eq!(ev["events"][1]["origin"], "web");
     assert_eq!(ev["events"][1]["slug"], "red_dress");
 }
 
@@ -190,6 +192,7 @@ async fn covers_are_validated_saved_served_and_cleared() {
     let r = g
         .http
         .post(&url)
+        .header("content-type", "image/svg+xml")
         .body(b"<svg/>".to_vec())
         .send()
         .await
@@ -216,6 +219,7 @@ async fn covers_are_validated_saved_served_and_cleared() {
     let r = g
         .http
         .post(format!("{}/api/library/scenes/nowhere/cover", g.url))
+        .header("content-type", "image/png")
         .body(PNG_1X1.to_vec())
         .send()
         .await

@@ -5,12 +5,15 @@
 mod support;
 
 mod assistant;
+mod cli;
 mod comfy;
 mod crash;
 mod engine;
 mod generate;
+mod guard;
 mod jobs;
 mod library;
 mod replay;
 mod sync;
+mod template;
 mod tidy;

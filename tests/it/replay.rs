@@ -22,6 +22,7 @@ fn replaying_the_ledger_from_seq_one_rebuilds_an_identical_library() {
         uploads: tmp.path().join("up"),
         loras: None,
         checkpoints: None,
+        workflow: None,
     };
     let ledger = tmp.path().join("ledger/gaze.redb");
     let h = Handle::open(&ledger, paths.clone()).unwrap();

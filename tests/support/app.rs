@@ -81,6 +81,8 @@ impl Gaze {
             .arg(self.ledger_dir())
             .arg("--uploads")
             .arg(self.uploads())
+            .arg("--workflow")
+            .arg(self.root.path().join("comfy_workflow.json"))
             .arg("--rescan-secs")
             .arg("3600")
             .args(&self.args)

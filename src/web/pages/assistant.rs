@@ -34,18 +34,31 @@ pub fn routes() -> Router<AppState> {
     r
 }
 
-fn scripts() -> Markup {
-    html! {
-        script src="/static/js/tag-autocomplete.js" defer {}
-        script src="/static/js/assistant.js" defer {}
+/// What every form and page of this family needs from the app: the CSRF field and the
+/// versioned script tags.
+pub struct Frame {
+    pub csrf: Markup,
+    pub scripts: Markup,
+}
+
+impl Frame {
+    pub fn of(s: &AppState) -> Frame {
+        Frame {
+            csrf: crate::web::guard::csrf_field(s),
+            scripts: html! {
+                script src=(s.assets.url("js/tag-autocomplete.js")) defer {}
+                script src=(s.assets.url("js/assistant.js")) defer {}
+            },
+        }
     }
 }
 
 /// A page that only says something (errors of form posts).
-pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+pub fn message_page(s: &AppState, status: StatusCode, title: &str, message: &str) -> Response {
     (
         status,
         layout(
+            s,
             title,
             html! {
                 div.container.py-3 {
@@ -60,7 +73,7 @@ pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response 
 }
 
 /// The description form.
-pub fn create_body(c: Category, request: &str, error: Option<&str>) -> Markup {
+pub fn create_body(f: &Frame, c: Category, request: &str, error: Option<&str>) -> Markup {
     let d = c.desc();
     html! {
         div.container.py-3.assistant data-assistant-create=(d.key) {
@@ -73,6 +86,7 @@ pub fn create_body(c: Category, request: &str, error: Option<&str>) -> Markup {
                 div.alert.alert-danger role="alert" data-assistant-error { (e) }
             }
             form method="post" action={ "/" (d.singular) "/create/assistant" } data-assistant-form {
+                (f.csrf)
                 input type="hidden" name="category" value=(d.key);
                 div.mb-3 {
                     label.form-label for="assistant-request" { "Description" }
@@ -89,19 +103,21 @@ pub fn create_body(c: Category, request: &str, error: Option<&str>) -> Markup {
             }
             @if d.lora_dir.is_some() {
                 form.mt-2 method="post" action={ "/" (d.key) "/bulk_create" } {
+                    (f.csrf)
                     button.btn.btn-outline-secondary.btn-sm type="submit" { "Bulk create from LoRA files" }
                 }
             }
             div data-assistant-status role="status" aria-live="polite" {}
         }
-        (scripts())
+        (f.scripts)
     }
 }
 
-async fn create_page(State(_s): State<AppState>, c: Category) -> Response {
+async fn create_page(State(s): State<AppState>, c: Category) -> Response {
     layout(
+        &s,
         &format!("Create {} with the assistant", c.desc().singular),
-        create_body(c, "", None),
+        create_body(&Frame::of(&s), c, "", None),
     )
     .into_response()
 }
@@ -127,7 +143,11 @@ async fn create_form(
     if request.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
-            layout(&title, create_body(c, "", Some("Describe what to draft."))),
+            layout(
+                &s,
+                &title,
+                create_body(&Frame::of(&s), c, "", Some("Describe what to draft.")),
+            ),
         )
             .into_response();
     }
@@ -144,7 +164,8 @@ async fn create_form(
                 .ok()
                 .and_then(|v| v["error"].as_str().map(String::from))
                 .unwrap_or_else(|| "the draft failed".into());
-            (status, layout(&title, create_body(c, &request, Some(&msg)))).into_response()
+            let body = create_body(&Frame::of(&s), c, &request, Some(&msg));
+            (status, layout(&s, &title, body)).into_response()
         }
     }
 }
@@ -231,7 +252,7 @@ fn leaf_inputs(c: Category, prefix: &str, v: &Value, out: &mut Vec<Markup>) {
 }
 
 /// The review page of a draft.
-pub fn review_body(d: &StoredDraft, error: Option<&str>) -> Markup {
+pub fn review_body(f: &Frame, d: &StoredDraft, error: Option<&str>) -> Markup {
     let c = d.made.category;
     let desc = c.desc();
     let id = ulid::Ulid::from(d.id).to_string();
@@ -259,12 +280,14 @@ pub fn review_body(d: &StoredDraft, error: Option<&str>) -> Markup {
                 }
             } @else {
                 form method="post" action={ "/assistant/drafts/" (id) "/accept" } data-draft-fields {
+                    (f.csrf)
                     @for r in &rows { (r) }
                     button.btn.btn-primary type="submit" { "Save " (desc.singular) }
                 }
                 details.mt-3 {
                     summary { "Edit the JSON instead" }
                     form method="post" action={ "/assistant/drafts/" (id) "/accept" } {
+                        (f.csrf)
                         textarea.form-control.font-monospace name="document" rows="18"
                             aria-label="Draft document as JSON" { (pretty) }
                         button.btn.btn-outline-primary.mt-2 type="submit" { "Save from JSON" }
@@ -285,21 +308,22 @@ pub fn review_body(d: &StoredDraft, error: Option<&str>) -> Markup {
                 }
             }
         }
-        (scripts())
+        (f.scripts)
     }
 }
 
 async fn review(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let Ok(id) = ulid::Ulid::from_string(&id).map(u128::from) else {
         return message_page(
+            &s,
             StatusCode::NOT_FOUND,
             "No such draft",
             "That is not a draft id.",
         );
     };
     match api::load_draft(&s, id).await {
-        Ok(d) => layout("Review draft", review_body(&d, None)).into_response(),
-        Err(e) => message_page(e.status, "No such draft", &e.message),
+        Ok(d) => layout(&s, "Review draft", review_body(&Frame::of(&s), &d, None)).into_response(),
+        Err(e) => message_page(&s, e.status, "No such draft", &e.message),
     }
 }
 
@@ -369,6 +393,7 @@ async fn accept_form(
 ) -> Response {
     let Ok(id) = ulid::Ulid::from_string(&id).map(u128::from) else {
         return message_page(
+            &s,
             StatusCode::NOT_FOUND,
             "No such draft",
             "That is not a draft id.",
@@ -376,32 +401,28 @@ async fn accept_form(
     };
     let d = match api::load_draft(&s, id).await {
         Ok(d) => d,
-        Err(e) => return message_page(e.status, "No such draft", &e.message),
+        Err(e) => return message_page(&s, e.status, "No such draft", &e.message),
     };
     let doc = match document_from_form(&d.document(), &form) {
         Ok(doc) => doc,
         Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                layout("Review draft", review_body(&d, Some(&e))),
-            )
-                .into_response();
+            let body = review_body(&Frame::of(&s), &d, Some(&e));
+            return (StatusCode::BAD_REQUEST, layout(&s, "Review draft", body)).into_response();
         }
     };
     match api::accept(&s, id, Some(doc)).await {
         Ok((slug, _)) => {
             Redirect::to(&format!("/{}/{slug}", d.made.category.desc().singular)).into_response()
         }
-        Err(e) => (
-            e.status,
-            layout("Review draft", review_body(&d, Some(&e.message))),
-        )
-            .into_response(),
+        Err(e) => {
+            let body = review_body(&Frame::of(&s), &d, Some(&e.message));
+            (e.status, layout(&s, "Review draft", body)).into_response()
+        }
     }
 }
 
 /// A bulk run's progress.
-pub fn bulk_body(v: &Value) -> Markup {
+pub fn bulk_body(f: &Frame, v: &Value) -> Markup {
     let batch = v["batch"].as_str().unwrap_or_default();
     let running = v["status"] == "running";
     html! {
@@ -443,31 +464,34 @@ pub fn bulk_body(v: &Value) -> Markup {
             }
             @if running {
                 form method="post" action={ "/assistant/bulk/" (batch) "/cancel" } {
+                    (f.csrf)
                     button.btn.btn-outline-danger.btn-sm type="submit" { "Stop the run" }
                 }
             }
         }
-        (scripts())
+        (f.scripts)
     }
 }
 
 async fn bulk_page(State(s): State<AppState>, Path(batch): Path<String>) -> Response {
     let Ok(id) = ulid::Ulid::from_string(&batch).map(u128::from) else {
         return message_page(
+            &s,
             StatusCode::NOT_FOUND,
             "No such run",
             "That is not a bulk run id.",
         );
     };
     match api::bulk_status(&s, id) {
-        Ok(v) => layout("Bulk create", bulk_body(&v)).into_response(),
-        Err(e) => message_page(e.status, "No such run", &e.message),
+        Ok(v) => layout(&s, "Bulk create", bulk_body(&Frame::of(&s), &v)).into_response(),
+        Err(e) => message_page(&s, e.status, "No such run", &e.message),
     }
 }
 
 async fn cancel_form(State(s): State<AppState>, Path(batch): Path<String>) -> Response {
     let Ok(id) = ulid::Ulid::from_string(&batch).map(u128::from) else {
         return message_page(
+            &s,
             StatusCode::NOT_FOUND,
             "No such run",
             "That is not a bulk run id.",
@@ -486,7 +510,7 @@ async fn cancel_form(State(s): State<AppState>, Path(batch): Path<String>) -> Re
         Ok(_) => Redirect::to(&format!("/assistant/bulk/{batch}")).into_response(),
         Err(e) => {
             let e = crate::web::ApiError::from(e);
-            message_page(e.status, "Bulk create", &e.message)
+            message_page(&s, e.status, "Bulk create", &e.message)
         }
     }
 }
@@ -496,6 +520,13 @@ mod tests {
     use super::*;
     use crate::store::event::Draft;
     use serde_json::json;
+
+    fn frame() -> Frame {
+        Frame {
+            csrf: html! { input type="hidden" name="csrf" value="tok"; },
+            scripts: html! { script src="/static/js/assistant.js?v=1" defer {} },
+        }
+    }
 
     fn draft(doc: Value) -> StoredDraft {
         StoredDraft {
@@ -517,7 +548,7 @@ mod tests {
 
     #[test]
     fn the_create_page_posts_a_description_and_offers_bulk_create() {
-        let html = create_body(Category::Outfits, "", None).into_string();
+        let html = create_body(&frame(), Category::Outfits, "", None).into_string();
         assert!(
             html.contains(r#"action="/outfit/create/assistant""#),
             "{html}"
@@ -525,7 +556,12 @@ mod tests {
         assert!(html.contains(r#"name="request""#));
         assert!(html.contains(r#"action="/outfits/bulk_create""#));
         assert!(!html.contains("style=") && !html.contains("onclick"));
-        let presets = create_body(Category::Presets, "x", Some("no LLM")).into_string();
+        assert_eq!(
+            html.matches(r#"name="csrf" value="tok""#).count(),
+            2,
+            "every form has the token"
+        );
+        let presets = create_body(&frame(), Category::Presets, "x", Some("no LLM")).into_string();
         assert!(
             !presets.contains("bulk_create"),
             "presets have no LoRA folder"
@@ -539,7 +575,7 @@ mod tests {
             "wardrobe": {"top": "apron", "bottom": ""},
             "lora": {"lora_name": "", "lora_weight": 0.8, "lora_triggers": ""},
             "tags": ["uniform"], "focus": {"face": true}}));
-        let html = review_body(&d, None).into_string();
+        let html = review_body(&frame(), &d, None).into_string();
         assert!(
             html.contains(r#"name="s/wardrobe/top" value="apron" data-tag-autocomplete"#),
             "{html}"
@@ -609,14 +645,14 @@ mod tests {
             "pending": 1, "total": 2, "current": {"lora": "x.safetensors", "note": "tool search_tags"},
             "items": [{"lora": "a.safetensors", "status": "created", "slug": "a", "draft_id": "D"},
                       {"lora": "x.safetensors", "status": "pending"}]});
-        let html = bulk_body(&v).into_string();
+        let html = bulk_body(&frame(), &v).into_string();
         assert!(html.contains("http-equiv=\"refresh\""));
         assert!(html.contains("tool search_tags"));
         assert!(html.contains(r#"href="/assistant/drafts/D""#));
         assert!(html.contains("/assistant/bulk/B/cancel"));
         let mut done = v.clone();
         done["status"] = "done".into();
-        let html = bulk_body(&done).into_string();
+        let html = bulk_body(&frame(), &done).into_string();
         assert!(!html.contains("refresh") && !html.contains("cancel"));
     }
 }

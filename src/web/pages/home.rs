@@ -42,7 +42,10 @@ pub async fn home(State(s): State<AppState>) -> Response {
                 }
             }
         }
-        form method="post" action="/rescan" { button type="submit" { "Rescan data/" } }
+        form method="post" action="/rescan" {
+            (crate::web::guard::csrf_field(&s))
+            button type="submit" { "Rescan data/" }
+        }
         @let failures: Vec<_> = Category::ALL.iter().flat_map(|c| {
             lib.shelf(*c).failures.iter().map(move |(f, e)| (c.desc().dir, f, e))
         }).collect();
@@ -75,10 +78,13 @@ pub async fn home(State(s): State<AppState>) -> Response {
         }
         p.meta { "Ledger at seq " (lib.seq) " · " (lib.document_count()) " documents" }
     };
-    layout("Library", body).into_response()
+    layout(&s, "Library", body).into_response()
 }
 
 pub async fn rescan(State(s): State<AppState>) -> Response {
+    if let Err(e) = s.handle.run(Origin::Web, Request::SyncWorkflow).await {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
     match s
         .handle
         .run(Origin::Web, Request::Rescan(Category::ALL.to_vec()))

@@ -16,13 +16,15 @@ use maud::{DOCTYPE, Markup, html};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::home))
+        .route("/library", get(home::home))
         .route("/rescan", post(home::rescan))
         .merge(assistant::routes())
         .fallback(not_found)
 }
 
-/// The page frame every page shares: head, navigation, and `body` as the main content.
-pub fn layout(title: &str, body: Markup) -> Markup {
+/// The page frame every page shares: head (versioned assets, the CSRF token for scripts),
+/// navigation, and `body` as the main content.
+pub fn layout(state: &AppState, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -30,7 +32,8 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · GAZE" }
-                link rel="stylesheet" href="/static/style.css";
+                meta name="csrf-token" content=(state.csrf_token());
+                link rel="stylesheet" href=(state.assets.url("style.css"));
             }
             body {
                 nav.top {
@@ -45,10 +48,11 @@ pub fn layout(title: &str, body: Markup) -> Markup {
     }
 }
 
-async fn not_found() -> Response {
+async fn not_found(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
     (
         StatusCode::NOT_FOUND,
         layout(
+            &s,
             "Not found",
             html! { h1 { "Not found" } p { a href="/" { "Back to the library" } } },
         ),
