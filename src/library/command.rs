@@ -404,7 +404,8 @@ fn free_id(lib: &Library, c: Category, id: &str) -> String {
             && !shelf.by_file.contains_key(&file)
             && !shelf.failures.contains_key(&file)
     };
-    if free(id) {
+    // An id with no slug at all is left for the create rules to refuse.
+    if free(id) || c.slug_of(id).is_empty() {
         return id.to_string();
     }
     (2..1000)

@@ -895,3 +895,108 @@ async fn the_official_python_sdk_talks_to_both_servers() {
     assert_eq!(created.last().unwrap()["slug"], "python_made");
     assert_eq!(created.last().unwrap()["origin"], "mcp");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn configured_mcp_servers_add_their_tools_by_command_and_by_url() {
+    let llm = LlmStandIn::start().await;
+    let g = Gaze::start(Some(&sample_data()), &[]);
+    let csv = sample_data().join("danbooru-tags.csv");
+    let servers = json!([
+        {"name": "local", "command": env!("CARGO_BIN_EXE_gaze"),
+         "args": ["mcp", "tags", "--tags", csv.to_str().unwrap()]},
+        {"name": "lib", "url": format!("{}/mcp/library", g.url)},
+        {"name": "gone", "url": "http://127.0.0.1:1/mcp"}
+    ]);
+    configure(&g, &llm, json!({"mcp_servers": servers})).await;
+    let (st, d) = g
+        .post(
+            "/api/assistant/draft",
+            &json!({"category": "actions", "request": "jumping for joy"}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 200, "{d}");
+    let offered: Vec<String> = llm.requests()[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in [
+        "search_tags",
+        "local__search_tags",
+        "local__validate_tags",
+        "list_entries",
+        "queue_generation",
+    ] {
+        assert!(
+            offered.iter().any(|o| o == name),
+            "{name} not in {offered:?}"
+        );
+    }
+    assert_eq!(offered.len(), 3 + 3 + 8, "{offered:?}");
+    let warnings = d["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("'gone' is unavailable")
+    );
+    // A bad server list is refused and changes nothing.
+    let (st, e) = g
+        .put(
+            "/api/settings",
+            &json!({"mcp_servers": [{"name": "x y", "url": "http://h"}]}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 400, "{e}");
+}
+
+#[test]
+fn the_autocomplete_script_completes_the_tag_under_the_cursor() {
+    let Ok(node) = which_node() else {
+        eprintln!("node is not installed; the script's token rules are not checked here");
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/js/tag-autocomplete.js");
+    let check = format!(
+        r#"global.window = {{}};
+global.document = {{ readyState: "complete", querySelectorAll: () => [] }};
+eval(require("fs").readFileSync({path:?}, "utf8"));
+const a = window.gazeTagAutocomplete;
+const cases = [
+  ["long hair, red ey, smile", 16, "red eyes", "long hair, red eyes, smile", 20, "red e"],
+  ["long hair, bl", 13, "blue eyes", "long hair, blue eyes, ", 22, "bl"],
+  ["tw", 2, "twintails", "twintails, ", 11, "tw"],
+  ["a,  hats", 8, "hatsune miku", "a,  hatsune miku, ", 18, "hats"],
+];
+for (const [text, caret, tag, want, wantCaret, prefix] of cases) {{
+  const t = a.tokenAt(text, caret);
+  if (t.prefix !== prefix) throw new Error("prefix " + JSON.stringify(t) + " for " + text);
+  const out = a.replaceToken(text, t, tag);
+  if (out.text !== want || out.caret !== wantCaret) throw new Error(JSON.stringify(out) + " for " + text);
+}}
+console.log("ok");"#,
+        path = script.to_str().unwrap()
+    );
+    let out = std::process::Command::new(node)
+        .arg("-e")
+        .arg(check)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+fn which_node() -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("node"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
