@@ -215,7 +215,7 @@ pub fn start(handle: Handle, drafter: Drafter, loras: Option<PathBuf>, progress:
             if let Err(e) = r {
                 // Cancelled meanwhile, or the entry could not be made: record and move on.
                 tracing::info!("bulk run {batch_text}: {lora}: {e}");
-                let _ = handle
+                let recorded = handle
                     .run(
                         Origin::Assistant,
                         Request::Command(Command::FailBulkItem {
@@ -225,6 +225,11 @@ pub fn start(handle: Handle, drafter: Drafter, loras: Option<PathBuf>, progress:
                         }),
                     )
                     .await;
+                if let Err(e) = recorded {
+                    // The ledger itself is failing: wait rather than spin on the same file.
+                    tracing::error!("bulk run {batch_text}: cannot record {lora}: {e}");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
             }
         }
     });

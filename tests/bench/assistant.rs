@@ -106,7 +106,7 @@ fn main() {
                 }
                 (t.elapsed() / 50, *q, *k)
             })
-            .max()
+            .max_by_key(|x| x.0)
             .unwrap();
         println!(
             "search_tags in-process (limit {limit}, {} queries, {} results): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs; slowest query {:?} {:?} at {:.1} µs (target p99 ≤ 200 µs)",
