@@ -6,6 +6,7 @@
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A Danbooru tag type (the CSV's type column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -71,10 +72,10 @@ impl TagKind {
 #[derive(Clone, Debug)]
 pub struct Tag {
     /// Danbooru's spelling, with underscores.
-    pub name: Box<str>,
+    pub name: Arc<str>,
     pub kind: TagKind,
     pub count: u32,
-    pub aliases: Box<[Box<str>]>,
+    pub aliases: Box<[Arc<str>]>,
 }
 
 /// One search or suggestion result.
@@ -99,11 +100,19 @@ pub struct Validation {
 }
 
 /// The loaded index. Tags are stored by descending post count, so a tag's index is its rank
-/// and "most popular first" is "smallest index first".
+/// and "most popular first" is "smallest index first". Names and aliases are kept sorted in
+/// parallel arrays: a prefix look-up finds its range by binary search and then scans only the
+/// dense tag-id and kind arrays, never the strings.
 pub struct TagIndex {
     tags: Vec<Tag>,
-    /// Names and aliases (normalised), sorted, each with its tag and whether it is an alias.
-    keys: Vec<(Box<str>, u32, bool)>,
+    /// Names and aliases (normalised), sorted.
+    keys: Vec<Arc<str>>,
+    /// The tag each key belongs to.
+    key_tag: Vec<u32>,
+    /// Whether each key is an alias (names sort before aliases of the same spelling).
+    key_alias: Vec<bool>,
+    /// The kind of each key's tag.
+    key_kind: Vec<TagKind>,
     /// Whole words of tag names → tags containing them, by rank.
     words: HashMap<Box<str>, Vec<u32>>,
 }
@@ -111,6 +120,17 @@ pub struct TagIndex {
 /// Lower case, trimmed, runs of whitespace and `_` as one `_`, `\(` `\)` unescaped (prompt
 /// syntax), so "Long Hair", "long_hair" and "long  hair" are the same key.
 pub fn normalize(s: &str) -> String {
+    let b = s.as_bytes();
+    let plain = !b.is_empty()
+        && b[0] != b'_'
+        && b[b.len() - 1] != b'_'
+        && !s.contains("__")
+        && b.iter().all(|&c| {
+            c.is_ascii() && !c.is_ascii_uppercase() && !c.is_ascii_whitespace() && c != b'\\'
+        });
+    if plain {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut pending_sep = false;
     let mut chars = s.trim().chars().peekable();
@@ -133,6 +153,9 @@ pub fn normalize(s: &str) -> String {
 
 /// Splits one CSV line into fields (RFC 4180 quotes, `""` inside quotes).
 fn csv_fields(line: &str) -> Vec<String> {
+    if !line.contains('"') {
+        return line.split(',').map(String::from).collect();
+    }
     let mut fields = Vec::with_capacity(4);
     let mut cur = String::new();
     let mut quoted = false;
@@ -188,18 +211,17 @@ impl TagIndex {
             if name.is_empty() {
                 continue;
             }
-            let aliases: Box<[Box<str>]> = fields
-                .get(3)
-                .map(|a| {
-                    a.split(',')
-                        .map(normalize)
-                        .filter(|a| !a.is_empty() && *a != name)
-                        .map(String::into_boxed_str)
-                        .collect()
-                })
-                .unwrap_or_default();
+            // Unquoted lines split every comma: the aliases are the fields after the count.
+            let aliases: Box<[Arc<str>]> = fields
+                .iter()
+                .skip(3)
+                .flat_map(|a| a.split(','))
+                .map(normalize)
+                .filter(|a| !a.is_empty() && *a != name)
+                .map(Arc::from)
+                .collect();
             tags.push(Tag {
-                name: name.into_boxed_str(),
+                name: Arc::from(name),
                 kind,
                 count,
                 aliases,
@@ -207,24 +229,60 @@ impl TagIndex {
         }
         // Most popular first; ties by name so the order is stable.
         tags.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-        let mut keys: Vec<(Box<str>, u32, bool)> = Vec::with_capacity(tags.len() * 2);
+        // (first 8 bytes big-endian, for comparing without a pointer chase; key; tag; alias)
+        let mut sorted: Vec<(u64, Arc<str>, u32, bool)> = Vec::with_capacity(tags.len() * 2);
+        let head = |s: &str| {
+            let mut b = [0u8; 8];
+            let n = s.len().min(8);
+            b[..n].copy_from_slice(&s.as_bytes()[..n]);
+            u64::from_be_bytes(b)
+        };
         let mut words: HashMap<Box<str>, Vec<u32>> = HashMap::with_capacity(tags.len());
         for (i, t) in tags.iter().enumerate() {
             let i = i as u32;
-            keys.push((t.name.clone(), i, false));
+            sorted.push((head(&t.name), t.name.clone(), i, false));
             for a in t.aliases.iter() {
-                keys.push((a.clone(), i, true));
+                sorted.push((head(a), a.clone(), i, true));
             }
             for w in t.name.split('_').filter(|w| !w.is_empty()) {
-                let list = words.entry(Box::from(w)).or_default();
-                if list.last() != Some(&i) {
-                    list.push(i);
+                match words.get_mut(w) {
+                    Some(list) => {
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                    None => {
+                        words.insert(Box::from(w), vec![i]);
+                    }
                 }
             }
         }
         // Names sort before aliases of the same spelling, so an exact look-up finds the name.
-        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)).then(a.1.cmp(&b.1)));
-        TagIndex { tags, keys, words }
+        sorted.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.cmp(&b.1))
+                .then(a.3.cmp(&b.3))
+                .then(a.2.cmp(&b.2))
+        });
+        let key_kind = sorted.iter().map(|k| tags[k.2 as usize].kind).collect();
+        let key_tag = sorted.iter().map(|k| k.2).collect();
+        let key_alias = sorted.iter().map(|k| k.3).collect();
+        let keys = sorted.into_iter().map(|k| k.1).collect();
+        TagIndex {
+            tags,
+            keys,
+            key_tag,
+            key_alias,
+            key_kind,
+            words,
+        }
+    }
+
+    /// The range of keys starting with `prefix`.
+    fn prefix_range(&self, prefix: &str) -> std::ops::Range<usize> {
+        let start = self.keys.partition_point(|k| **k < *prefix);
+        let len = self.keys[start..].partition_point(|k| k.starts_with(prefix));
+        start..start + len
     }
 
     pub fn len(&self) -> usize {
@@ -238,11 +296,11 @@ impl TagIndex {
     /// The tag a name or alias stands for: `(tag, true)` when it is an alias.
     pub fn lookup(&self, name_or_alias: &str) -> Option<(&Tag, bool)> {
         let key = normalize(name_or_alias);
-        let start = self.keys.partition_point(|k| *k.0 < *key);
+        let at = self.keys.partition_point(|k| **k < *key);
         self.keys
-            .get(start)
-            .filter(|k| *k.0 == *key)
-            .map(|k| (&self.tags[k.1 as usize], k.2))
+            .get(at)
+            .filter(|k| ***k == *key)
+            .map(|_| (&self.tags[self.key_tag[at] as usize], self.key_alias[at]))
     }
 
     fn hit(&self, id: u32, alias: Option<&str>) -> Hit {
@@ -263,23 +321,22 @@ impl TagIndex {
         if limit == 0 {
             return best;
         }
-        let start = self.keys.partition_point(|k| *k.0 < *prefix);
-        for (ki, (key, id, _)) in self.keys[start..].iter().enumerate() {
-            if !key.starts_with(prefix) {
-                break;
-            }
-            let id = *id;
+        let range = self.prefix_range(prefix);
+        let start = range.start;
+        let ids = &self.key_tag[range.clone()];
+        let kinds = &self.key_kind[range];
+        for (ki, (&id, &k)) in ids.iter().zip(kinds).enumerate() {
             if best.len() == limit && best.last().is_some_and(|b| b.0 < id) {
                 continue;
             }
-            if kind.is_some_and(|k| self.tags[id as usize].kind != k) {
+            if kind.is_some_and(|want| k != want) {
                 continue;
             }
             let ki = (start + ki) as u32;
             match best.binary_search_by_key(&id, |b| b.0) {
                 Ok(pos) => {
                     // Prefer the name over an alias.
-                    if !self.keys[ki as usize].2 {
+                    if !self.key_alias[ki as usize] {
                         best[pos].1 = ki;
                     }
                 }
@@ -295,8 +352,8 @@ impl TagIndex {
     fn hits(&self, ids: &[(u32, u32)]) -> Vec<Hit> {
         ids.iter()
             .map(|&(id, ki)| {
-                let (key, _, alias) = &self.keys[ki as usize];
-                self.hit(id, alias.then_some(&**key))
+                let ki = ki as usize;
+                self.hit(id, self.key_alias[ki].then_some(&*self.keys[ki]))
             })
             .collect()
     }
@@ -356,11 +413,12 @@ impl TagIndex {
         }
         let max = if q.chars().count() <= 4 { 1 } else { 2 };
         let mut near: Vec<(usize, u32)> = Vec::new();
+        let mut rows = (Vec::new(), Vec::new());
         for (i, t) in self.tags.iter().enumerate() {
             if kind.is_some_and(|k| t.kind != k) || t.name.len().abs_diff(q.len()) > max {
                 continue;
             }
-            if let Some(d) = bounded_distance(&q, &t.name, max) {
+            if let Some(d) = bounded_distance(&q, &t.name, max, &mut rows) {
                 near.push((d, i as u32));
             }
         }
@@ -393,13 +451,20 @@ impl TagIndex {
 }
 
 /// Levenshtein distance if it is at most `max` (byte-wise; tags are ASCII almost always).
-fn bounded_distance(a: &str, b: &str, max: usize) -> Option<usize> {
+fn bounded_distance(
+    a: &str,
+    b: &str,
+    max: usize,
+    (prev, cur): &mut (Vec<usize>, Vec<usize>),
+) -> Option<usize> {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len().abs_diff(b.len()) > max {
         return None;
     }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
+    prev.clear();
+    prev.extend(0..=b.len());
+    cur.clear();
+    cur.resize(b.len() + 1, 0);
     for i in 1..=a.len() {
         cur[0] = i;
         let mut row_min = cur[0];
@@ -411,7 +476,7 @@ fn bounded_distance(a: &str, b: &str, max: usize) -> Option<usize> {
         if row_min > max {
             return None;
         }
-        std::mem::swap(&mut prev, &mut cur);
+        std::mem::swap(prev, cur);
     }
     (prev[b.len()] <= max).then_some(prev[b.len()])
 }
@@ -441,7 +506,8 @@ mod tests {
         let (t, alias) = ix.lookup("1girl").unwrap();
         assert!(!alias);
         assert_eq!((t.kind, t.count), (TagKind::General, 6_008_644));
-        assert_eq!(&*t.aliases, [Box::from("1girls"), Box::from("sole_female")]);
+        let aliases: Vec<&str> = t.aliases.iter().map(|a| &**a).collect();
+        assert_eq!(aliases, ["1girls", "sole_female"]);
     }
 
     #[test]
@@ -625,8 +691,10 @@ mod tests {
 
     #[test]
     fn edit_distance_is_bounded() {
-        assert_eq!(bounded_distance("blak", "black", 2), Some(1));
-        assert_eq!(bounded_distance("abc", "abc", 0), Some(0));
-        assert_eq!(bounded_distance("abcd", "wxyz", 2), None);
+        let rows = &mut (Vec::new(), Vec::new());
+        assert_eq!(bounded_distance("blak", "black", 2, rows), Some(1));
+        assert_eq!(bounded_distance("abc", "abc", 0, rows), Some(0));
+        assert_eq!(bounded_distance("abcd", "wxyz", 2, rows), None);
+        assert_eq!(bounded_distance("twintial", "twintails", 3, rows), Some(3));
     }
 }
