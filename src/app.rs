@@ -126,14 +126,9 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr))
         .with_assistant(assistant);
+    crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
     // `gaze mcp library` finds a server that holds the ledger through this file.
-    if let Err(e) = std::fs::write(
-        &url_file,
-        format!(
-            "http://{addr}
-"
-        ),
-    ) {
+    if let Err(e) = std::fs::write(&url_file, format!("http://{addr}\n")) {
         tracing::warn!("could not write {}: {e}", url_file.display());
     }
     // Tests and scripts read this line to find the port.

@@ -1,10 +1,10 @@
 //! The library: the nine categories and their descriptor table (`category`), commands and the
 //! pure rules that turn them into events (`command`), the projection folded from events
 //! (`projection`), reading `data/` (`sync`) and watching it (`watcher`), the file projector
-//! (`files`), model files on disk (`models`), settings (`settings`) and cover uploads
-//! (`uploads`).
+//! (`files`), model files on disk (`models`), settings (`settings`), cover uploads (`uploads`)
+//! and their thumbnails (`thumbs`).
 //!
-//! Outside dependencies: the file system and notify (the watcher). Must not: touch redb (only
+//! Outside dependencies: the file system, notify (the watcher) and image (thumbnails). Must not: touch redb (only
 //! the store does), speak HTTP, or talk to ComfyUI. `command` and `projection` do no IO at all.
 
 pub mod category;
@@ -14,5 +14,6 @@ pub mod models;
 pub mod projection;
 pub mod settings;
 pub mod sync;
+pub mod thumbs;
 pub mod uploads;
 pub mod watcher;

@@ -8,6 +8,7 @@ mod error;
 pub mod guard;
 mod jobs;
 pub mod pages;
+pub mod thumbs;
 
 use crate::cli::Config;
 use crate::handle::Handle;
@@ -31,6 +32,9 @@ pub struct AppState {
     pub guard: Arc<guard::Guard>,
     /// Versioned URLs of the static assets.
     pub assets: Arc<assets::Assets>,
+    /// The thumbnail cache, and how many thumbnails requests may make at once.
+    pub thumbs: Arc<crate::library::thumbs::Thumbs>,
+    pub thumb_permits: Arc<tokio::sync::Semaphore>,
 }
 
 pub type ListCache =
@@ -50,6 +54,7 @@ impl AppState {
             tracing::warn!("{w}");
         }
         let assets = assets::Assets::scan(&config.static_dir);
+        let thumbs = Arc::new(crate::library::thumbs::Thumbs::open(&config.uploads));
         AppState {
             handle,
             config: Arc::new(config),
@@ -57,6 +62,8 @@ impl AppState {
             live,
             guard: Arc::new(guard),
             assets: Arc::new(assets),
+            thumbs,
+            thumb_permits: Arc::new(tokio::sync::Semaphore::new(2)),
             assistant: None,
         }
     }
@@ -80,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(jobs::routes())
         .merge(assistant::routes(&state))
+        .merge(thumbs::routes())
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
         .nest_service("/static", statics)

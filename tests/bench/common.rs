@@ -34,6 +34,8 @@ pub fn spawn_gaze(root: &Path, data: &Path, args: &[&str]) -> (Child, String, Du
         .arg(root.join("ledger"))
         .arg("--uploads")
         .arg(root.join("uploads"))
+        .arg("--workflow")
+        .arg(root.join("comfy_workflow.json"))
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

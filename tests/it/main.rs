@@ -16,4 +16,5 @@ mod library;
 mod replay;
 mod sync;
 mod template;
+mod thumbs;
 mod tidy;
