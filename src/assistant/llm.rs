@@ -63,7 +63,15 @@ impl LlmConfig {
                 .filter(|v| !v.is_empty())
                 .map(String::from)
         };
-        let provider = text("llm_provider").unwrap_or_else(|| "openrouter".into());
+        // No provider named: a URL alone means some OpenAI-compatible server, nothing at all
+        // means OpenRouter (the original's default).
+        let provider = text("llm_provider").unwrap_or_else(|| {
+            if env("GAZE_LLM_URL").is_some() || text("llm_url").is_some() {
+                "openai".into()
+            } else {
+                "openrouter".into()
+            }
+        });
         let url = env("GAZE_LLM_URL")
             .or_else(|| text("llm_url"))
             .or_else(|| default_url(&provider).map(String::from))
@@ -478,5 +486,15 @@ mod tests {
         assert_eq!(e.kind(), "not_configured");
         let e = LlmConfig::resolve(r#"{"llm_model":"x"}"#, &key).unwrap_err();
         assert!(e.to_string().contains("API key"), "{e}");
+        let c =
+            LlmConfig::resolve(r#"{"llm_model":"x","llm_url":"http://h:1/v1/"}"#, &key).unwrap();
+        assert_eq!(
+            (c.label().as_str(), c.url.as_str()),
+            ("openai/x", "http://h:1/v1")
+        );
+        crate::library::settings::write_key(&key, Some("sk-9")).unwrap();
+        let c = LlmConfig::resolve(r#"{"llm_model":"x"}"#, &key).unwrap();
+        assert_eq!(c.url, "https://openrouter.ai/api/v1");
+        assert_eq!(c.key.as_deref(), Some("sk-9"));
     }
 }
