@@ -1000,3 +1000,37 @@ fn which_node() -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_mcp_endpoints_answer_the_hosts_the_guard_allows_and_no_others() {
+    let g = Gaze::start(Some(&sample_data()), &["--allow-host", "gaze.lan"]);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "host-check", "version": "1"}}});
+    for (host, want) in [("gaze.lan", 200), ("localhost", 200), ("evil.example", 403)] {
+        for path in ["/mcp/tags", "/mcp/library"] {
+            let r = g
+                .http
+                .post(format!("{}{path}", g.url))
+                .header("host", host)
+                .header("accept", "application/json, text/event-stream")
+                .json(&init)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), want, "{host} {path}");
+        }
+    }
+    // A cross-site write is refused before it reaches the MCP server.
+    let r = g
+        .http
+        .post(format!("{}/mcp/library", g.url))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+}
