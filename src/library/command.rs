@@ -67,6 +67,12 @@ pub enum Command {
         slug: String,
         fields: Vec<String>,
     },
+    /// Star or unstar an entry.
+    SetFavourite {
+        category: Category,
+        slug: String,
+        on: bool,
+    },
     SetPreferences {
         scope: String,
         values: Vec<(String, Value)>,
@@ -153,7 +159,7 @@ impl std::fmt::Display for Refusal {
 }
 
 /// The preference keys a page may store, and the JSON type each takes.
-pub const PREFERENCE_KEYS: [(&str, &str); 8] = [
+pub const PREFERENCE_KEYS: [(&str, &str); 13] = [
     ("fields", "list of strings"),
     ("preview", "string or null"),
     ("character", "string or null"),
@@ -162,6 +168,12 @@ pub const PREFERENCE_KEYS: [(&str, &str); 8] = [
     ("extra_negative", "string"),
     ("active_outfit", "string or null"),
     ("checkpoint", "string or null"),
+    ("width", "whole number or null"),
+    ("height", "whole number or null"),
+    ("seed", "whole number or null"),
+    // Global page settings: how NSFW entries are shown, and the colour theme.
+    ("nsfw", "one of show, blur, hide"),
+    ("theme", "one of dark, light"),
 ];
 
 /// Renders a document the way the app writes files: two-space pretty JSON, keys in their
@@ -297,6 +309,20 @@ pub fn decide(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
                 slug: slug.clone(),
                 fields: fields.clone(),
             }])
+        }
+        Command::SetFavourite { category, slug, on } => {
+            let e = lib
+                .get(*category, slug)
+                .ok_or_else(|| not_found(*category, slug))?;
+            Ok(if e.favourite == *on {
+                Vec::new()
+            } else {
+                vec![Event::FavouriteSet {
+                    category: *category,
+                    slug: slug.clone(),
+                    on: *on,
+                }]
+            })
         }
         Command::SetPreferences { scope, values } => decide_preferences(lib, scope, values),
         Command::ChangeSettings {
@@ -648,6 +674,9 @@ fn decide_preferences(
                 .as_array()
                 .is_some_and(|a| a.iter().all(Value::is_string)),
             "string" => value.is_string(),
+            "whole number or null" => value.is_u64() || value.is_null(),
+            "one of show, blur, hide" => matches!(value.as_str(), Some("show" | "blur" | "hide")),
+            "one of dark, light" => matches!(value.as_str(), Some("dark" | "light")),
             _ => value.is_string() || value.is_null(),
         };
         if !ok {

@@ -22,6 +22,8 @@ pub struct Entry {
     pub version: u64,
     pub cover: Option<String>,
     pub default_fields: Vec<String>,
+    /// Starred in its gallery.
+    pub favourite: bool,
     /// The document parsed, made on first use and shared by clones (a cache, not state).
     parsed: Arc<std::sync::OnceLock<Arc<serde_json::Value>>>,
 }
@@ -36,6 +38,7 @@ impl PartialEq for Entry {
             && self.version == o.version
             && self.cover == o.cover
             && self.default_fields == o.default_fields
+            && self.favourite == o.favourite
     }
 }
 
@@ -293,6 +296,11 @@ impl Library {
                 self.workflow = Some(Template::new(seq, json));
                 self.workflow_failure = None;
             }
+            Event::FavouriteSet { category, slug, on } => {
+                if let Some(e) = self.shelf_mut(*category).docs.get_mut(slug) {
+                    e.favourite = *on;
+                }
+            }
             Event::WorkflowRefused { hash, error, .. } => {
                 self.workflow_failure = Some(Failure {
                     hash: *hash,
@@ -320,14 +328,14 @@ impl Shelf {
             let old = old.clone();
             self.docs.remove(&old);
         }
-        let (cover, default_fields) = match self.docs.remove(slug) {
+        let (cover, default_fields, favourite) = match self.docs.remove(slug) {
             Some(prev) => {
                 if prev.file != file {
                     self.by_file.remove(&prev.file);
                 }
-                (prev.cover, prev.default_fields)
+                (prev.cover, prev.default_fields, prev.favourite)
             }
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), false),
         };
         self.by_file.insert(file.to_string(), slug.to_string());
         self.failures.remove(file);
@@ -342,6 +350,7 @@ impl Shelf {
                 version: seq,
                 cover,
                 default_fields,
+                favourite,
                 parsed: Arc::default(),
             },
         );
@@ -362,6 +371,7 @@ struct SnapEntry {
     version: u64,
     cover: Option<String>,
     default_fields: Vec<String>,
+    favourite: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -406,6 +416,7 @@ impl Library {
                             version: e.version,
                             cover: e.cover.clone(),
                             default_fields: e.default_fields.clone(),
+                            favourite: e.favourite,
                         })
                         .collect(),
                     failures: s
@@ -478,6 +489,7 @@ impl Library {
                             version: e.version,
                             cover: e.cover,
                             default_fields: e.default_fields,
+                            favourite: e.favourite,
                             parsed: Arc::default(),
                         },
                     );

@@ -194,6 +194,13 @@ pub enum Event {
         hash: u64,
         error: String,
     },
+    // ---- library pages (issue 8) ----
+    /// An entry was starred (or unstarred) in its gallery. Not part of the document.
+    FavouriteSet {
+        category: Category,
+        slug: String,
+        on: bool,
+    },
     // ---- assistant (issue 11) ----
     /// The assistant drafted a document. A single draft creates nothing until it is accepted
     /// (`DocumentCreated` with `Source::Assistant`); a bulk run's draft is committed together
@@ -287,6 +294,7 @@ impl Event {
             Event::EndlessStopped { .. } => "endless_stopped",
             Event::WorkflowSynced { .. } => "workflow_synced",
             Event::WorkflowRefused { .. } => "workflow_refused",
+            Event::FavouriteSet { .. } => "favourite_set",
             Event::DraftMade { .. } => "draft_made",
             Event::BulkStarted { .. } => "bulk_started",
             Event::BulkItemFailed { .. } => "bulk_item_failed",
@@ -316,7 +324,8 @@ impl Event {
             | Event::DocumentDeleted { category, slug, .. }
             | Event::FileVanished { category, slug, .. }
             | Event::CoverSet { category, slug, .. }
-            | Event::DefaultFieldsSaved { category, slug, .. } => Some((*category, slug)),
+            | Event::DefaultFieldsSaved { category, slug, .. }
+            | Event::FavouriteSet { category, slug, .. } => Some((*category, slug)),
             _ => None,
         }
     }
@@ -638,6 +647,11 @@ mod tests {
                 hash: 43,
                 error: "node 19 is missing".into(),
             },
+            Event::FavouriteSet {
+                category: c,
+                slug: "s".into(),
+                on: true,
+            },
             Event::DraftMade {
                 draft: 13,
                 made: Draft {
@@ -688,6 +702,7 @@ mod tests {
                 | Event::EndlessStopped { .. }
                 | Event::WorkflowSynced { .. }
                 | Event::WorkflowRefused { .. }
+                | Event::FavouriteSet { .. }
                 | Event::DraftMade { .. }
                 | Event::BulkStarted { .. }
                 | Event::BulkItemFailed { .. }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub guard: Arc<guard::Guard>,
     /// Versioned URLs of the static assets.
     pub assets: Arc<assets::Assets>,
+    /// Gallery search indexes, one per category, rebuilt when the shelf changes.
+    pub gallery: Arc<pages::gallery::Cache>,
     /// The thumbnail cache, and how many thumbnails requests may make at once.
     pub thumbs: Arc<crate::library::thumbs::Thumbs>,
     pub thumb_permits: Arc<tokio::sync::Semaphore>,
@@ -62,6 +64,7 @@ impl AppState {
             live,
             guard: Arc::new(guard),
             assets: Arc::new(assets),
+            gallery: Arc::default(),
             thumbs,
             thumb_permits: Arc::new(tokio::sync::Semaphore::new(2)),
             assistant: None,
@@ -105,6 +108,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    pages::gallery::warm(&state);
     // Open MCP sessions (long-lived streams) end at shutdown rather than hold it up.
     let mcp = state.assistant.as_ref().map(|a| a.mcp_shutdown.clone());
     let shutdown = async move {

@@ -5,6 +5,7 @@
 mod support;
 
 mod assistant;
+mod browser_library;
 mod cli;
 mod comfy;
 mod crash;
@@ -13,6 +14,7 @@ mod generate;
 mod guard;
 mod jobs;
 mod library;
+mod pages;
 mod replay;
 mod sync;
 mod template;

@@ -3,6 +3,7 @@
 //! OpenAI-compatible LLM (`llm_standin`).
 
 pub mod app;
+pub mod browser;
 pub mod comfy_standin;
 pub mod llm_standin;
 pub mod sample;

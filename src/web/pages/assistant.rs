@@ -45,8 +45,8 @@ impl Frame {
     pub fn of(s: &AppState) -> Frame {
         Frame {
             csrf: crate::web::guard::csrf_field(s),
+            // The layout loads tag-autocomplete.js on every page.
             scripts: html! {
-                script src=(s.assets.url("js/tag-autocomplete.js")) defer {}
                 script src=(s.assets.url("js/assistant.js")) defer {}
             },
         }
