@@ -359,7 +359,7 @@ impl Shelf {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 5;
+const SNAPSHOT_V: u8 = 6;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
