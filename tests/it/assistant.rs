@@ -1034,3 +1034,74 @@ async fn the_mcp_endpoints_answer_the_hosts_the_guard_allows_and_no_others() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_a_browser_a_description_becomes_a_reviewed_entry_with_tag_autocomplete() {
+    use crate::support::browser::{Browser, Locator};
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let llm = LlmStandIn::start().await;
+    let g = Gaze::start(Some(&sample_data()), &[]);
+    configure(&g, &llm, json!({})).await;
+    let wait = Duration::from_secs(20);
+
+    b.goto(&format!("{}/outfit/create/assistant", g.url)).await;
+    assert_eq!(
+        b.axe().await,
+        Vec::<Value>::new(),
+        "accessibility of the create page"
+    );
+    b.fill("#assistant-request", "a rainy day coat").await;
+    b.click("[data-assistant-form] button[type=submit]").await;
+    b.until(
+        "the review page",
+        "location.pathname.startsWith('/assistant/drafts/')",
+        wait,
+    )
+    .await;
+    assert_eq!(
+        b.axe().await,
+        Vec::<Value>::new(),
+        "accessibility of the review page"
+    );
+
+    // Autocomplete on a tag field: type, see the listbox, pick with the keyboard.
+    let field = r#"input[name="s/wardrobe/bottom"]"#;
+    b.fill(field, "white shirt, long sl").await;
+    b.until(
+        "suggestions",
+        "document.querySelector('[role=listbox]:not([hidden]) [role=option]')",
+        wait,
+    )
+    .await;
+    let expanded = b
+        .js(&format!(
+            "return document.querySelector('{}').getAttribute('aria-expanded')",
+            field.replace('\'', "\\'")
+        ))
+        .await;
+    assert_eq!(expanded, "true");
+    let input = b.client.find(Locator::Css(field)).await.unwrap();
+    input.send_keys("\u{E015}").await.unwrap(); // ArrowDown
+    input.send_keys("\u{E007}").await.unwrap(); // Enter
+    let value = b
+        .js(&format!(
+            "return document.querySelector('{}').value",
+            field.replace('\'', "\\'")
+        ))
+        .await;
+    assert_eq!(value, "white shirt, long sleeves, ");
+    b.screenshots("assistant-review").await;
+
+    b.click("[data-draft-fields] button[type=submit]").await;
+    b.until(
+        "the entry page",
+        "location.pathname === '/outfit/a_rainy_day_coat'",
+        wait,
+    )
+    .await;
+    let (_, e) = g.get("/api/library/outfits/a_rainy_day_coat").await;
+    assert_eq!(e["data"]["wardrobe"]["bottom"], "white shirt, long sleeves");
+    b.close().await;
+}

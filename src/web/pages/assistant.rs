@@ -357,7 +357,8 @@ pub fn document_from_form(
             continue;
         }
         let value = match kind {
-            "s" => Value::String(v.trim().to_string()),
+            // Autocomplete leaves ", " after the last tag it completes.
+            "s" => Value::String(v.trim().trim_end_matches(',').trim_end().to_string()),
             "b" => Value::Bool(v == "1"),
             "l" => Value::Array(
                 v.split(',')
@@ -600,7 +601,7 @@ mod tests {
                          "tags": ["a"], "focus": {"face": true}, "x": null});
         let m = doc.as_object().unwrap();
         let form: Vec<(String, String)> = [
-            ("s/wardrobe/top", " white apron "),
+            ("s/wardrobe/top", " white apron, "),
             ("n/lora/lora_weight", "0.65"),
             ("l/tags", "b, c,"),
             ("b/focus/face", "0"),
