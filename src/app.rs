@@ -115,18 +115,26 @@ pub async fn serve(
             ..Default::default()
         },
     )?;
-    let ledger_path = config.ledger.clone();
+    let assistant = crate::assistant::Service::start(
+        &handle,
+        &config.data,
+        &config.ledger,
+        config.loras.clone(),
+    )
+    .await?;
+    let url_file = server_url_file(&config.ledger);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr));
+    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr))
+        .with_assistant(assistant);
     crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
-    // The history tools find the server holding this ledger through this file.
-    if let Err(e) = crate::history::tools::write_server_file(&ledger_path, &client_url(addr)) {
-        tracing::warn!("could not write server.json beside the ledger: {e}");
+    // `gaze mcp library` and the history tools find a server that holds the ledger through this file.
+    if let Err(e) = std::fs::write(&url_file, format!("{}\n", client_url(addr))) {
+        tracing::warn!("could not write {}: {e}", url_file.display());
     }
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;
-    crate::history::tools::remove_server_file(&ledger_path);
+    let _ = std::fs::remove_file(&url_file);
     tokio::task::spawn_blocking(move || handle.snapshot_now())
         .await
         .map_err(|e| e.to_string())?;
@@ -144,6 +152,11 @@ fn client_url(addr: std::net::SocketAddr) -> String {
         }
         other => format!("http://{other}"),
     }
+}
+
+/// Where a running server notes its URL: beside the ledger file (`ledger/gaze.url`).
+pub fn server_url_file(ledger_file: &std::path::Path) -> std::path::PathBuf {
+    ledger_file.with_extension("url")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

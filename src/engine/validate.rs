@@ -115,6 +115,48 @@ const fn boolean(name: &'static str) -> InputSpec {
 const SEED_MAX: i128 = u64::MAX as i128;
 const MAX_RESOLUTION: i128 = 8192;
 
+/// KSampler's sampler names in ComfyUI 0.3.64, for choosing one when no backend answers.
+pub const KNOWN_SAMPLERS: [&str; 25] = [
+    "euler",
+    "euler_cfg_pp",
+    "euler_ancestral",
+    "euler_ancestral_cfg_pp",
+    "heun",
+    "heunpp2",
+    "dpm_2",
+    "dpm_2_ancestral",
+    "lms",
+    "dpm_fast",
+    "dpm_adaptive",
+    "dpmpp_2s_ancestral",
+    "dpmpp_sde",
+    "dpmpp_sde_gpu",
+    "dpmpp_2m",
+    "dpmpp_2m_sde",
+    "dpmpp_2m_sde_gpu",
+    "dpmpp_3m_sde",
+    "dpmpp_3m_sde_gpu",
+    "ddpm",
+    "lcm",
+    "ipndm",
+    "deis",
+    "ddim",
+    "uni_pc",
+];
+
+/// KSampler's scheduler names in ComfyUI 0.3.64, for choosing one when no backend answers.
+pub const KNOWN_SCHEDULERS: [&str; 9] = [
+    "normal",
+    "karras",
+    "exponential",
+    "sgm_uniform",
+    "simple",
+    "ddim_uniform",
+    "beta",
+    "linear_quadratic",
+    "kl_optimal",
+];
+
 /// Impact Pack scheduler names accepted by FaceDetailer besides KSampler's.
 pub const IMPACT_SCHEDULERS: [&str; 5] = [
     "AYS SDXL",

@@ -254,6 +254,7 @@ mod tests {
                     body: body("black hair, very long hair"),
                     cover: None,
                     default_fields: Vec::new(),
+                    favourite: false,
                 },
             },
             Event::Restored {
@@ -266,6 +267,7 @@ mod tests {
                     body: body("black hair, long hair"),
                     cover: Some("uploads/characters/tifa/c.png".into()),
                     default_fields: Vec::new(),
+                    favourite: true,
                 }],
                 preferences: Vec::new(),
                 settings: None,

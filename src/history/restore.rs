@@ -33,6 +33,7 @@ fn same_entry(a: &Entry, b: &Entry) -> bool {
         && a.name == b.name
         && a.cover == b.cover
         && a.default_fields == b.default_fields
+        && a.favourite == b.favourite
 }
 
 /// The event that puts `current` back to `target` (the projection right after `to_seq`), or
@@ -156,6 +157,7 @@ pub fn summary(before: &Library, event: &Event) -> Value {
     let mut gone = Vec::new();
     let mut covers = Vec::new();
     let mut defaults = Vec::new();
+    let mut favourites = Vec::new();
     for p in put {
         let now = before.get(p.category, &p.slug);
         let mut item = entry_json(p.category, &p.slug, &p.body.name, &p.file);
@@ -178,6 +180,11 @@ pub fn summary(before: &Library, event: &Event) -> Value {
         if now_cover != p.cover && (now.is_some() || p.cover.is_some()) {
             covers.push(json!({"category": p.category.key(), "slug": p.slug,
                                "from": now_cover, "to": p.cover}));
+        }
+        let now_star = now.is_some_and(|e| e.favourite);
+        if now_star != p.favourite && (now.is_some() || p.favourite) {
+            favourites.push(json!({"category": p.category.key(), "slug": p.slug,
+                                   "from": now_star, "to": p.favourite}));
         }
         let now_fields = now.map(|e| e.default_fields.clone()).unwrap_or_default();
         if now_fields != p.default_fields {
@@ -213,6 +220,7 @@ pub fn summary(before: &Library, event: &Event) -> Value {
         "documents": {"added": added, "changed": changed, "removed": gone},
         "covers": covers,
         "default_fields": defaults,
+        "favourites": favourites,
         "preferences": prefs,
         "settings": settings.as_ref().map(|s| json!({"from": parse_obj(&before.settings), "to": parse_obj(s)})),
         "default_checkpoint": default_checkpoint.as_ref().map(|d| json!({"from": before.default_checkpoint, "to": d})),
@@ -224,7 +232,7 @@ pub fn empty_summary(to_seq: u64) -> Value {
     json!({
         "to_seq": to_seq,
         "documents": {"added": [], "changed": [], "removed": []},
-        "covers": [], "default_fields": [], "preferences": [],
+        "covers": [], "default_fields": [], "favourites": [], "preferences": [],
         "settings": null, "default_checkpoint": null,
     })
 }

@@ -1,7 +1,7 @@
 //! The history command-line tools: `gaze events`, `audit`, `history`, `restore`, `export`,
 //! `import` and `verify`. With the server stopped they open the ledger themselves; while a
 //! gaze holds it (redb lets one process open it), they ask that gaze's HTTP API instead, found
-//! by `--url` / `GAZE_URL`, else by the `server.json` it writes beside its ledger, else at
+//! by `--url` / `GAZE_URL`, else by the `gaze.url` it writes beside its ledger, else at
 //! http://127.0.0.1:5000. Both ways print the same thing.
 
 use super::{View, archive, audit, entry, log, verify};
@@ -18,21 +18,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-
-/// Where a running server says it listens: `server.json` beside its ledger file.
-pub fn server_file(ledger: &Path) -> PathBuf {
-    ledger.with_file_name("server.json")
-}
-
-/// Records the server's URL beside its ledger (removed again at a clean shutdown).
-pub fn write_server_file(ledger: &Path, url: &str) -> std::io::Result<()> {
-    let text = json!({"url": url, "pid": std::process::id()}).to_string();
-    crate::library::files::write_atomic(&server_file(ledger), text.as_bytes())
-}
-
-pub fn remove_server_file(ledger: &Path) {
-    let _ = std::fs::remove_file(server_file(ledger));
-}
 
 /// A running gaze's API.
 pub struct Remote {
@@ -112,11 +97,12 @@ pub enum Access {
     Remote(Remote),
 }
 
+/// The URL a running gaze noted beside the ledger it holds (`gaze.url`).
 fn url_of_server(ledger: &Path) -> String {
-    std::fs::read_to_string(server_file(ledger))
+    std::fs::read_to_string(crate::app::server_url_file(ledger))
         .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v["url"].as_str().map(String::from))
+        .map(|t| t.trim().to_string())
+        .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "http://127.0.0.1:5000".to_string())
 }
 

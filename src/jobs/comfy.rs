@@ -411,6 +411,13 @@ impl Backend {
         parse_has_node(&v, class).ok_or_else(|| garbage(&url, &v))
     }
 
+    /// KSampler's sampler and scheduler names: `GET /object_info/KSampler`.
+    pub async fn sampler_lists(&self) -> Result<(Vec<String>, Vec<String>), ComfyError> {
+        let url = self.endpoint(&["object_info", "KSampler"]);
+        let v = self.get_json(&url).await?;
+        parse_sampler_lists(&v).ok_or_else(|| garbage(&url, &v))
+    }
+
     /// Model file names of a folder (`checkpoints`, `loras`, …), relative and sorted:
     /// `GET /models/{folder}`. An unknown folder is [`ComfyError::NotFound`].
     pub async fn models(&self, folder: &str) -> Result<Vec<String>, ComfyError> {
@@ -795,6 +802,25 @@ fn parse_has_node(v: &Value, class: &str) -> Option<bool> {
     } else {
         m.get(class).map(Value::is_object)
     }
+}
+
+/// A combo input's options: `[[…names…], {…}]` (older ComfyUI) or `["COMBO", {"options": […]}]`.
+fn combo_options(input: &Value) -> Option<Vec<String>> {
+    let spec = input.as_array()?;
+    match spec.first()? {
+        Value::Array(_) => parse_string_list(spec.first()?),
+        Value::String(t) if t == "COMBO" => parse_string_list(spec.get(1)?.get("options")?),
+        _ => None,
+    }
+}
+
+/// `/object_info/KSampler` → (samplers, schedulers).
+fn parse_sampler_lists(v: &Value) -> Option<(Vec<String>, Vec<String>)> {
+    let required = v.get("KSampler")?.get("input")?.get("required")?;
+    Some((
+        combo_options(required.get("sampler_name")?)?,
+        combo_options(required.get("scheduler")?)?,
+    ))
 }
 
 fn parse_string_list(v: &Value) -> Option<Vec<String>> {
@@ -1330,6 +1356,33 @@ mod tests {
             Some(vec!["Illustrious/test.safetensors".to_string()])
         );
         assert_eq!(parse_string_list(&json!([1])), None);
+    }
+
+    #[test]
+    fn sampler_lists_from_both_combo_shapes() {
+        let new = v(r#"{"KSampler": {"input": {"required": {
+            "sampler_name": ["COMBO", {"options": ["euler", "dpmpp_2m"]}],
+            "scheduler": ["COMBO", {"options": ["normal", "karras"]}]}}}}"#);
+        assert_eq!(
+            parse_sampler_lists(&new),
+            Some((
+                vec!["euler".to_string(), "dpmpp_2m".to_string()],
+                vec!["normal".to_string(), "karras".to_string()]
+            ))
+        );
+        let old = v(r#"{"KSampler": {"input": {"required": {
+            "sampler_name": [["euler"], {}], "scheduler": [["simple"], {}]}}}}"#);
+        assert_eq!(
+            parse_sampler_lists(&old),
+            Some((vec!["euler".to_string()], vec!["simple".to_string()]))
+        );
+        assert_eq!(parse_sampler_lists(&v("{}")), None);
+        assert_eq!(
+            parse_sampler_lists(&v(
+                r#"{"KSampler": {"input": {"required": {"sampler_name": "x", "scheduler": [[], {}]}}}}"#
+            )),
+            None
+        );
     }
 
     #[test]

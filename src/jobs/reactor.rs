@@ -91,6 +91,8 @@ struct LiveState {
     waiting: HashMap<u128, String>,
     progress: HashMap<u128, (Option<String>, u64, u64)>,
     backends: Vec<BackendStatus>,
+    /// KSampler's sampler and scheduler names, from the first healthy backend that answered.
+    samplers: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// The reactor's derived state, shared with the web layer.
@@ -143,6 +145,11 @@ impl Live {
 
     pub fn backends(&self) -> Vec<BackendStatus> {
         self.lock().backends.clone()
+    }
+
+    /// The sampler and scheduler names a backend offers, once one has answered.
+    pub fn sampler_lists(&self) -> Option<(Vec<String>, Vec<String>)> {
+        self.lock().samplers.clone()
     }
 
     fn set_waiting(&self, job: u128, reason: Option<String>) {
@@ -474,6 +481,9 @@ impl Reactor {
                 vaes: list(slot.backend.models("vae").await),
             });
             slot.models_at = Some(now);
+            if let Ok(lists) = slot.backend.sampler_lists().await {
+                self.live.lock().samplers = Some(lists);
+            }
         }
     }
 

@@ -48,105 +48,423 @@ pub struct Descriptor {
     pub lora_dir: Option<&'static str>,
     /// Whether the original offers "clone" for this category.
     pub clonable: bool,
+    /// The document's known keys, by section, for the edit form and its checks (unknown keys
+    /// are kept as they are).
+    pub schema: &'static [Section],
+    /// What a gallery card shows besides the name: what a user chooses by.
+    pub facts: &'static [Fact],
+    /// Slots the entry page offers besides the character (the original offers an action on
+    /// detailer pages).
+    pub page_slots: &'static [Category],
+    /// Whether the entry page offers the character selector (pages other than characters,
+    /// checkpoints… are shown on a character).
+    pub character_selector: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-const fn d(
-    category: Category,
-    key: &'static str,
-    dir: &'static str,
-    singular: &'static str,
-    title: &'static str,
-    id_field: &'static str,
-    name_field: &'static str,
-    lora_dir: Option<&'static str>,
-) -> Descriptor {
-    Descriptor {
-        category,
-        key,
-        dir,
-        singular,
-        title,
-        id_field,
-        name_field,
-        slug_rule: SlugRule::Remove,
-        lora_dir,
-        clonable: true,
-    }
+/// How a document key is edited and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One line of text.
+    Text,
+    /// Prompt tags as one comma-separated string.
+    Prompt,
+    /// A JSON list of strings (labels such as `tags`, or a detailer's `prompt`).
+    List,
+    /// A JSON list of prompt tags (autocompleted like `Prompt`).
+    PromptList,
+    Number,
+    Integer,
+    /// A JSON boolean.
+    Bool,
+    /// A boolean kept as text (`"true"` / `"false"`), as `participants.solo_focus` is.
+    BoolText,
+    /// The id of an entry of a category (`checkpoint_path` for checkpoints); in presets also
+    /// `"__random__"` or `null`.
+    Ref(Category),
+    /// A sampler name (the backend's list when reachable).
+    Sampler,
+    Scheduler,
+    /// The `lora` object: `lora_name` (from the category's LoRA folder), `lora_weight`,
+    /// `lora_triggers`.
+    Lora,
+    /// A character's wardrobe: outfit name → wardrobe keys (or the legacy flat map).
+    Wardrobe,
 }
+
+/// One known key of a document.
+#[derive(Debug)]
+pub struct Field {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub kind: Kind,
+}
+
+/// A group of keys: an object under `key`, or top-level keys when `key` is `None`.
+#[derive(Debug)]
+pub struct Section {
+    pub key: Option<&'static str>,
+    pub title: &'static str,
+    pub fields: &'static [Field],
+}
+
+/// Something a gallery card shows.
+#[derive(Debug, Clone, Copy)]
+pub enum Fact {
+    /// Whether the document names a LoRA file.
+    Lora,
+    /// A text value at a path, e.g. a checkpoint's `base_positive`.
+    Text(&'static str, &'static [&'static str]),
+    /// An id at a path that names an entry of another category (a look's character), linked.
+    Link(&'static str, &'static [&'static str], Category),
+}
+
+const fn f(key: &'static str, label: &'static str, kind: Kind) -> Field {
+    Field { key, label, kind }
+}
+
+/// The wardrobe keys of one outfit (the original's `_WARDROBE_KEYS`).
+pub const WARDROBE_KEYS: [&str; 9] = [
+    "full_body",
+    "headwear",
+    "top",
+    "bottom",
+    "legwear",
+    "footwear",
+    "hands",
+    "gloves",
+    "accessories",
+];
+
+const LORA: Section = Section {
+    key: None,
+    title: "LoRA",
+    fields: &[f("lora", "LoRA", Kind::Lora)],
+};
+const TAGS: Section = Section {
+    key: None,
+    title: "Tags",
+    fields: &[f("tags", "Tags", Kind::List)],
+};
+
+const CHARACTER_SCHEMA: &[Section] = &[
+    Section {
+        key: Some("identity"),
+        title: "Identity",
+        fields: &[
+            f("base_specs", "Base specs", Kind::Prompt),
+            f("hair", "Hair", Kind::Prompt),
+            f("eyes", "Eyes", Kind::Prompt),
+            f("hands", "Hands", Kind::Prompt),
+            f("arms", "Arms", Kind::Prompt),
+            f("torso", "Torso", Kind::Prompt),
+            f("pelvis", "Pelvis", Kind::Prompt),
+            f("legs", "Legs", Kind::Prompt),
+            f("feet", "Feet", Kind::Prompt),
+            f("extra", "Extra", Kind::Prompt),
+        ],
+    },
+    Section {
+        key: Some("defaults"),
+        title: "Defaults",
+        fields: &[
+            f("expression", "Expression", Kind::Prompt),
+            f("pose", "Pose", Kind::Prompt),
+            f("scene", "Scene", Kind::Prompt),
+        ],
+    },
+    Section {
+        key: None,
+        title: "Wardrobe",
+        fields: &[f("wardrobe", "Wardrobe", Kind::Wardrobe)],
+    },
+    Section {
+        key: Some("styles"),
+        title: "Styles",
+        fields: &[
+            f("aesthetic", "Aesthetic", Kind::Prompt),
+            f("primary_color", "Primary colour", Kind::Text),
+            f("secondary_color", "Secondary colour", Kind::Text),
+            f("tertiary_color", "Tertiary colour", Kind::Text),
+        ],
+    },
+    LORA,
+    TAGS,
+    Section {
+        key: Some("participants"),
+        title: "Participants",
+        fields: &[
+            f("orientation", "Orientation (1F, 2F, 1M1F…)", Kind::Text),
+            f("solo_focus", "Solo focus", Kind::BoolText),
+        ],
+    },
+];
+
+const OUTFIT_SCHEMA: &[Section] = &[
+    Section {
+        key: Some("wardrobe"),
+        title: "Wardrobe",
+        fields: &[
+            f("full_body", "Full body", Kind::Prompt),
+            f("headwear", "Headwear", Kind::Prompt),
+            f("top", "Top", Kind::Prompt),
+            f("bottom", "Bottom", Kind::Prompt),
+            f("legwear", "Legwear", Kind::Prompt),
+            f("footwear", "Footwear", Kind::Prompt),
+            f("hands", "Hands", Kind::Prompt),
+            f("gloves", "Gloves", Kind::Prompt),
+            f("accessories", "Accessories", Kind::Prompt),
+        ],
+    },
+    LORA,
+    TAGS,
+];
+
+const ACTION_SCHEMA: &[Section] = &[
+    Section {
+        key: Some("action"),
+        title: "Action",
+        fields: &[
+            f("full_body", "Full body", Kind::Prompt),
+            f("additional", "Additional", Kind::Prompt),
+            f("head", "Head", Kind::Prompt),
+            f("eyes", "Eyes", Kind::Prompt),
+            f("arms", "Arms", Kind::Prompt),
+            f("hands", "Hands", Kind::Prompt),
+        ],
+    },
+    LORA,
+    TAGS,
+];
+
+const STYLE_SCHEMA: &[Section] = &[
+    Section {
+        key: Some("style"),
+        title: "Style",
+        fields: &[
+            f("artist_name", "Artist name", Kind::Prompt),
+            f("artistic_style", "Artistic style", Kind::Prompt),
+        ],
+    },
+    LORA,
+    TAGS,
+];
+
+const SCENE_SCHEMA: &[Section] = &[
+    Section {
+        key: Some("scene"),
+        title: "Scene",
+        fields: &[
+            f("background", "Background", Kind::Prompt),
+            f("foreground", "Foreground", Kind::Prompt),
+            f("furniture", "Furniture", Kind::Prompt),
+            f("colors", "Colours", Kind::Prompt),
+            f("lighting", "Lighting", Kind::Prompt),
+            f("theme", "Theme", Kind::Prompt),
+        ],
+    },
+    LORA,
+    TAGS,
+];
+
+const DETAILER_SCHEMA: &[Section] = &[
+    Section {
+        key: None,
+        title: "Prompt",
+        fields: &[f("prompt", "Prompt tags", Kind::PromptList)],
+    },
+    Section {
+        key: Some("focus"),
+        title: "Focus",
+        fields: &[
+            f("face", "Face detailer", Kind::Bool),
+            f("hands", "Hand detailer", Kind::Bool),
+        ],
+    },
+    LORA,
+    TAGS,
+];
+
+const LOOK_SCHEMA: &[Section] = &[
+    Section {
+        key: None,
+        title: "Look",
+        fields: &[
+            f("character_id", "Character", Kind::Ref(Category::Characters)),
+            f("positive", "Positive", Kind::Prompt),
+            f("negative", "Negative", Kind::Prompt),
+        ],
+    },
+    LORA,
+    TAGS,
+];
+
+const CHECKPOINT_SCHEMA: &[Section] = &[Section {
+    key: None,
+    title: "Generation settings",
+    fields: &[
+        f("base_positive", "Base positive", Kind::Prompt),
+        f("base_negative", "Base negative", Kind::Prompt),
+        f("steps", "Steps", Kind::Integer),
+        f("cfg", "CFG", Kind::Number),
+        f("sampler_name", "Sampler", Kind::Sampler),
+        f("scheduler", "Scheduler", Kind::Scheduler),
+        f("vae", "VAE (\"integrated\" or a VAE file)", Kind::Text),
+    ],
+}];
+
+const PRESET_SCHEMA: &[Section] = &[
+    Section {
+        key: None,
+        title: "Slots",
+        fields: &[
+            f("character", "Character", Kind::Ref(Category::Characters)),
+            f("look", "Look", Kind::Ref(Category::Looks)),
+            f("outfit", "Outfit", Kind::Ref(Category::Outfits)),
+            f("action", "Action", Kind::Ref(Category::Actions)),
+            f("style", "Style", Kind::Ref(Category::Styles)),
+            f("scene", "Scene", Kind::Ref(Category::Scenes)),
+            f("detailer", "Detailer", Kind::Ref(Category::Detailers)),
+            f("checkpoint", "Checkpoint", Kind::Ref(Category::Checkpoints)),
+        ],
+    },
+    Section {
+        key: None,
+        title: "Prompt",
+        fields: &[
+            f("fields", "Character fields (section::key)", Kind::List),
+            f("active_outfit", "Active outfit", Kind::Text),
+            f("extra_positive", "Extra positive", Kind::Prompt),
+            f("extra_negative", "Extra negative", Kind::Prompt),
+        ],
+    },
+    Section {
+        key: None,
+        title: "Image",
+        fields: &[
+            f("width", "Width", Kind::Integer),
+            f("height", "Height", Kind::Integer),
+            f("seed", "Seed (empty: a new one each run)", Kind::Integer),
+        ],
+    },
+    TAGS,
+];
+
+const BASE: Descriptor = Descriptor {
+    category: Category::Characters,
+    key: "",
+    dir: "",
+    singular: "",
+    title: "",
+    id_field: "",
+    name_field: "",
+    slug_rule: SlugRule::Remove,
+    lora_dir: None,
+    clonable: true,
+    schema: &[],
+    facts: &[Fact::Lora],
+    page_slots: &[],
+    character_selector: true,
+};
 
 /// The descriptor table, in `Category` order.
 pub static DESCRIPTORS: [Descriptor; 9] = [
-    d(
-        Category::Characters,
-        "characters",
-        "characters",
-        "character",
-        "Characters",
-        "character_id",
-        "character_name",
-        Some("Illustrious/Looks"),
-    ),
-    d(
-        Category::Looks,
-        "looks",
-        "looks",
-        "look",
-        "Looks",
-        "look_id",
-        "look_name",
-        Some("Illustrious/Looks"),
-    ),
-    d(
-        Category::Outfits,
-        "outfits",
-        "clothing",
-        "outfit",
-        "Outfits",
-        "outfit_id",
-        "outfit_name",
-        Some("Illustrious/Clothing"),
-    ),
-    d(
-        Category::Actions,
-        "actions",
-        "actions",
-        "action",
-        "Actions",
-        "action_id",
-        "action_name",
-        Some("Illustrious/Poses"),
-    ),
-    d(
-        Category::Styles,
-        "styles",
-        "styles",
-        "style",
-        "Styles",
-        "style_id",
-        "style_name",
-        Some("Illustrious/Styles"),
-    ),
-    d(
-        Category::Scenes,
-        "scenes",
-        "scenes",
-        "scene",
-        "Scenes",
-        "scene_id",
-        "scene_name",
-        Some("Illustrious/Backgrounds"),
-    ),
-    d(
-        Category::Detailers,
-        "detailers",
-        "detailers",
-        "detailer",
-        "Detailers",
-        "detailer_id",
-        "detailer_name",
-        Some("Illustrious/Detailers"),
-    ),
+    Descriptor {
+        category: Category::Characters,
+        key: "characters",
+        dir: "characters",
+        singular: "character",
+        title: "Characters",
+        id_field: "character_id",
+        name_field: "character_name",
+        lora_dir: Some("Illustrious/Looks"),
+        schema: CHARACTER_SCHEMA,
+        facts: &[
+            Fact::Lora,
+            Fact::Text("Orientation", &["participants", "orientation"]),
+        ],
+        character_selector: false,
+        ..BASE
+    },
+    Descriptor {
+        category: Category::Looks,
+        key: "looks",
+        dir: "looks",
+        singular: "look",
+        title: "Looks",
+        id_field: "look_id",
+        name_field: "look_name",
+        lora_dir: Some("Illustrious/Looks"),
+        schema: LOOK_SCHEMA,
+        facts: &[
+            Fact::Lora,
+            Fact::Link("Character", &["character_id"], Category::Characters),
+        ],
+        // A look brings its own character.
+        character_selector: false,
+        ..BASE
+    },
+    Descriptor {
+        category: Category::Outfits,
+        key: "outfits",
+        dir: "clothing",
+        singular: "outfit",
+        title: "Outfits",
+        id_field: "outfit_id",
+        name_field: "outfit_name",
+        lora_dir: Some("Illustrious/Clothing"),
+        schema: OUTFIT_SCHEMA,
+        ..BASE
+    },
+    Descriptor {
+        category: Category::Actions,
+        key: "actions",
+        dir: "actions",
+        singular: "action",
+        title: "Actions",
+        id_field: "action_id",
+        name_field: "action_name",
+        lora_dir: Some("Illustrious/Poses"),
+        schema: ACTION_SCHEMA,
+        ..BASE
+    },
+    Descriptor {
+        category: Category::Styles,
+        key: "styles",
+        dir: "styles",
+        singular: "style",
+        title: "Styles",
+        id_field: "style_id",
+        name_field: "style_name",
+        lora_dir: Some("Illustrious/Styles"),
+        schema: STYLE_SCHEMA,
+        facts: &[Fact::Lora, Fact::Text("Artist", &["style", "artist_name"])],
+        ..BASE
+    },
+    Descriptor {
+        category: Category::Scenes,
+        key: "scenes",
+        dir: "scenes",
+        singular: "scene",
+        title: "Scenes",
+        id_field: "scene_id",
+        name_field: "scene_name",
+        lora_dir: Some("Illustrious/Backgrounds"),
+        schema: SCENE_SCHEMA,
+        ..BASE
+    },
+    Descriptor {
+        category: Category::Detailers,
+        key: "detailers",
+        dir: "detailers",
+        singular: "detailer",
+        title: "Detailers",
+        id_field: "detailer_id",
+        name_field: "detailer_name",
+        lora_dir: Some("Illustrious/Detailers"),
+        schema: DETAILER_SCHEMA,
+        page_slots: &[Category::Actions],
+        ..BASE
+    },
     Descriptor {
         category: Category::Checkpoints,
         key: "checkpoints",
@@ -156,19 +474,32 @@ pub static DESCRIPTORS: [Descriptor; 9] = [
         id_field: "checkpoint_path",
         name_field: "checkpoint_name",
         slug_rule: SlugRule::Underscore,
-        lora_dir: None,
         clonable: false,
+        schema: CHECKPOINT_SCHEMA,
+        facts: &[
+            Fact::Text("Sampler", &["sampler_name"]),
+            Fact::Text("Base", &["base_positive"]),
+        ],
+        character_selector: true,
+        ..BASE
     },
-    d(
-        Category::Presets,
-        "presets",
-        "presets",
-        "preset",
-        "Presets",
-        "preset_id",
-        "preset_name",
-        None,
-    ),
+    Descriptor {
+        category: Category::Presets,
+        key: "presets",
+        dir: "presets",
+        singular: "preset",
+        title: "Presets",
+        id_field: "preset_id",
+        name_field: "preset_name",
+        schema: PRESET_SCHEMA,
+        facts: &[
+            Fact::Link("Character", &["character"], Category::Characters),
+            Fact::Link("Scene", &["scene"], Category::Scenes),
+        ],
+        // A preset names its own slots.
+        character_selector: false,
+        ..BASE
+    },
 ];
 
 impl Category {
@@ -214,6 +545,14 @@ impl Category {
         DESCRIPTORS
             .iter()
             .find(|d| d.dir == dir)
+            .map(|d| d.category)
+    }
+
+    /// Finds the category whose HTML singular is `s` (e.g. `outfit`).
+    pub fn from_singular(s: &str) -> Option<Category> {
+        DESCRIPTORS
+            .iter()
+            .find(|d| d.singular == s)
             .map(|d| d.category)
     }
 

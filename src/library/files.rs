@@ -15,7 +15,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per call: two threads writing the same file must not share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -349,5 +352,24 @@ mod tests {
         for bad in ["", "../x.json", "a/b.json", ".hidden.json", "a\\b"] {
             assert!(!is_plain_file_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("same.jpg");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let path = &path;
+                s.spawn(move || write_atomic(path, &[i; 4096]).unwrap());
+            }
+        });
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            bytes.iter().all(|b| *b == bytes[0]),
+            "one writer's bytes, whole"
+        );
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files left");
     }
 }

@@ -25,6 +25,8 @@ pub struct Entry {
     pub content_version: u64,
     pub cover: Option<String>,
     pub default_fields: Vec<String>,
+    /// Starred in its gallery.
+    pub favourite: bool,
     /// The document parsed, made on first use and shared by clones (a cache, not state).
     parsed: Arc<std::sync::OnceLock<Arc<serde_json::Value>>>,
 }
@@ -40,6 +42,7 @@ impl PartialEq for Entry {
             && self.content_version == o.content_version
             && self.cover == o.cover
             && self.default_fields == o.default_fields
+            && self.favourite == o.favourite
     }
 }
 
@@ -96,6 +99,8 @@ pub struct Library {
     pub workflow: Option<Template>,
     /// The template file's last refusal, while the file stays broken.
     pub workflow_failure: Option<Failure>,
+    /// Assistant drafts and bulk runs.
+    pub assistant: crate::assistant::projection::Assistant,
 }
 
 /// A version of the user's workflow template.
@@ -142,6 +147,7 @@ impl Default for Library {
             jobs: crate::jobs::projection::Jobs::default(),
             workflow: None,
             workflow_failure: None,
+            assistant: Default::default(),
         }
     }
 }
@@ -188,7 +194,13 @@ impl Library {
                 file,
                 body,
                 ..
-            } => self.shelf_mut(*category).put(slug, file, body, seq),
+            } => {
+                self.shelf_mut(*category).put(slug, file, body, seq);
+                if matches!(stored.event(), Event::DocumentCreated { .. }) {
+                    self.assistant
+                        .apply(seq, stored.envelope.at, stored.event());
+                }
+            }
             Event::DocumentEdited {
                 category,
                 slug,
@@ -291,12 +303,24 @@ impl Library {
                 self.workflow = Some(Template::new(seq, json));
                 self.workflow_failure = None;
             }
+            Event::FavouriteSet { category, slug, on } => {
+                if let Some(e) = self.shelf_mut(*category).docs.get_mut(slug) {
+                    e.favourite = *on;
+                }
+            }
             Event::WorkflowRefused { hash, error, .. } => {
                 self.workflow_failure = Some(Failure {
                     hash: *hash,
                     error: error.clone(),
                     seq,
                 });
+            }
+            Event::DraftMade { .. }
+            | Event::BulkStarted { .. }
+            | Event::BulkItemFailed { .. }
+            | Event::BulkCancelled { .. } => {
+                self.assistant
+                    .apply(seq, stored.envelope.at, stored.event());
             }
             Event::Restored {
                 removed,
@@ -370,7 +394,7 @@ impl Shelf {
             let old = old.clone();
             self.docs.remove(&old);
         }
-        let (cover, default_fields, content_version) = match self.docs.remove(slug) {
+        let (cover, default_fields, favourite, content_version) = match self.docs.remove(slug) {
             Some(prev) => {
                 if prev.file != file {
                     self.by_file.remove(&prev.file);
@@ -380,9 +404,9 @@ impl Shelf {
                 } else {
                     seq
                 };
-                (prev.cover, prev.default_fields, cv)
+                (prev.cover, prev.default_fields, prev.favourite, cv)
             }
-            None => (None, Vec::new(), seq),
+            None => (None, Vec::new(), false, seq),
         };
         self.by_file.insert(file.to_string(), slug.to_string());
         self.failures.remove(file);
@@ -398,6 +422,7 @@ impl Shelf {
                 content_version,
                 cover,
                 default_fields,
+                favourite,
                 parsed: Arc::default(),
             },
         );
@@ -438,6 +463,7 @@ impl Shelf {
                 content_version,
                 cover: p.cover.clone(),
                 default_fields: p.default_fields.clone(),
+                favourite: p.favourite,
                 parsed: Arc::default(),
             },
         );
@@ -458,13 +484,14 @@ impl Entry {
             },
             cover: self.cover.clone(),
             default_fields: self.default_fields.clone(),
+            favourite: self.favourite,
         }
     }
 }
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 5;
+const SNAPSHOT_V: u8 = 7;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
@@ -477,6 +504,7 @@ struct SnapEntry {
     content_version: u64,
     cover: Option<String>,
     default_fields: Vec<String>,
+    favourite: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -497,6 +525,7 @@ struct Snap {
     /// (version, text) of the template in use.
     workflow: Option<(u64, String)>,
     workflow_failure: Option<(u64, String, u64)>,
+    assistant: crate::assistant::projection::Assistant,
 }
 
 impl Library {
@@ -521,6 +550,7 @@ impl Library {
                             content_version: e.content_version,
                             cover: e.cover.clone(),
                             default_fields: e.default_fields.clone(),
+                            favourite: e.favourite,
                         })
                         .collect(),
                     failures: s
@@ -552,6 +582,7 @@ impl Library {
                 .workflow_failure
                 .as_ref()
                 .map(|f| (f.hash, f.error.clone(), f.seq)),
+            assistant: self.assistant.clone(),
         };
         let mut out = vec![SNAPSHOT_V];
         if let Ok(b) = bincode::serde::encode_to_vec(&snap, bincode::config::standard()) {
@@ -593,6 +624,7 @@ impl Library {
                             content_version: e.content_version,
                             cover: e.cover,
                             default_fields: e.default_fields,
+                            favourite: e.favourite,
                             parsed: Arc::default(),
                         },
                     );
@@ -620,6 +652,7 @@ impl Library {
                 error,
                 seq,
             }),
+            assistant: snap.assistant,
         })
     }
 }

@@ -174,9 +174,17 @@ impl Thumbs {
             return Ok(outs);
         }
         let bytes = std::fs::read(&src).map_err(|e| ThumbError::Broken(e.to_string()))?;
-        let img = decode(&bytes)?;
+        let mut img = decode(&bytes)?;
         std::fs::create_dir_all(&self.dir).map_err(|e| ThumbError::Broken(e.to_string()))?;
+        let mut missing = missing;
+        // Widest first: each smaller one is made from the previous, not from the full image.
+        missing.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
         for (w, out) in missing {
+            if img.width() > w.saturating_mul(2) {
+                let h = (f64::from(img.height()) * f64::from(w) * 1.5 / f64::from(img.width()))
+                    .round() as u32;
+                img = img.thumbnail_exact(w.saturating_mul(3) / 2, h.max(1));
+            }
             let jpeg = shrink(&img, w)?;
             crate::library::files::write_atomic(out, &jpeg)
                 .map_err(|e| ThumbError::Broken(e.to_string()))?;
@@ -264,17 +272,22 @@ fn encode(img: &image::DynamicImage, (w, h): (u32, u32)) -> Result<Vec<u8>, Thum
     } else {
         img.thumbnail_exact(w, h)
     };
-    let rgba = small.to_rgba8();
-    let mut rgb = image::RgbImage::new(w, h);
-    for (x, y, p) in rgba.enumerate_pixels() {
-        let a = u16::from(p[3]);
-        let blend = |c: u8, bg: u16| ((u16::from(c) * a + bg * (255 - a)) / 255) as u8;
-        rgb.put_pixel(
-            x,
-            y,
-            image::Rgb([blend(p[0], 24), blend(p[1], 25), blend(p[2], 30)]),
-        );
-    }
+    let rgb = if small.color().has_alpha() {
+        let rgba = small.to_rgba8();
+        let mut rgb = image::RgbImage::new(w, h);
+        for (x, y, p) in rgba.enumerate_pixels() {
+            let a = u16::from(p[3]);
+            let blend = |c: u8, bg: u16| ((u16::from(c) * a + bg * (255 - a)) / 255) as u8;
+            rgb.put_pixel(
+                x,
+                y,
+                image::Rgb([blend(p[0], 24), blend(p[1], 25), blend(p[2], 30)]),
+            );
+        }
+        rgb
+    } else {
+        small.into_rgb8()
+    };
     let mut last = Vec::new();
     for quality in [82u8, 70, 58, 45] {
         let mut out = Vec::new();

@@ -211,6 +211,37 @@ pub enum Event {
         hash: u64,
         error: String,
     },
+    // ---- library pages (issue 8) ----
+    /// An entry was starred (or unstarred) in its gallery. Not part of the document.
+    FavouriteSet {
+        category: Category,
+        slug: String,
+        on: bool,
+    },
+    // ---- assistant (issue 11) ----
+    /// The assistant drafted a document. A single draft creates nothing until it is accepted
+    /// (`DocumentCreated` with `Source::Assistant`); a bulk run's draft is committed together
+    /// with its entry (or with `BulkItemFailed`).
+    DraftMade {
+        draft: u128,
+        made: Draft,
+    },
+    /// A bulk run was started: one draft per LoRA file listed, in order.
+    BulkStarted {
+        batch: u128,
+        category: Category,
+        loras: Vec<String>,
+    },
+    /// A bulk run's LoRA could not be drafted or created; the run goes on with the next one.
+    BulkItemFailed {
+        batch: u128,
+        lora: String,
+        error: String,
+    },
+    /// A bulk run was stopped; LoRAs not drafted yet are left alone.
+    BulkCancelled {
+        batch: u128,
+    },
     // ---- history (issue 10) ----
     /// The library was put back as it was right after `to_seq`: documents, covers, default
     /// fields, preferences, settings and the default checkpoint. Jobs, images, sync failures
@@ -237,6 +268,26 @@ pub enum Event {
     },
 }
 
+/// Where an assistant draft came from and what it was. Frozen shape (see `Event`).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct Draft {
+    pub category: Category,
+    /// The model that wrote it, as `provider/model` (e.g. `openrouter/openai/gpt-4o-mini`).
+    pub model: String,
+    /// What the assistant was asked (the user's description, or what a bulk run said about
+    /// the LoRA file).
+    pub request: String,
+    /// The tool calls made while drafting, as a JSON array text of
+    /// `{"tool","server","arguments","result","error"}` objects.
+    pub tool_calls: String,
+    /// The drafted document as JSON text, before any human edit.
+    pub document: String,
+    /// The bulk run it was made for, if any.
+    pub batch: Option<u128>,
+    /// The LoRA file (relative to the LoRA root) a bulk run drafted it for.
+    pub lora: Option<String>,
+}
+
 /// One library entry in full, as a restore or an undelete puts it back. Frozen shape.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct EntryState {
@@ -246,6 +297,8 @@ pub struct EntryState {
     pub body: DocBody,
     pub cover: Option<String>,
     pub default_fields: Vec<String>,
+    /// Starred in its gallery.
+    pub favourite: bool,
 }
 
 /// An entry a restore takes out (its file is removed unless another entry takes it). Frozen.
@@ -311,6 +364,11 @@ impl Event {
             Event::EndlessStopped { .. } => "endless_stopped",
             Event::WorkflowSynced { .. } => "workflow_synced",
             Event::WorkflowRefused { .. } => "workflow_refused",
+            Event::FavouriteSet { .. } => "favourite_set",
+            Event::DraftMade { .. } => "draft_made",
+            Event::BulkStarted { .. } => "bulk_started",
+            Event::BulkItemFailed { .. } => "bulk_item_failed",
+            Event::BulkCancelled { .. } => "bulk_cancelled",
             Event::Restored { .. } => "restored",
             Event::Undeleted { .. } => "undeleted",
         }
@@ -364,7 +422,8 @@ impl Event {
             | Event::DocumentDeleted { category, slug, .. }
             | Event::FileVanished { category, slug, .. }
             | Event::CoverSet { category, slug, .. }
-            | Event::DefaultFieldsSaved { category, slug, .. } => Some((*category, slug)),
+            | Event::DefaultFieldsSaved { category, slug, .. }
+            | Event::FavouriteSet { category, slug, .. } => Some((*category, slug)),
             Event::Undeleted { entry, .. } => Some((entry.category, &entry.slug)),
             _ => None,
         }
@@ -544,6 +603,44 @@ impl Event {
                 put("hash", (*hash).into());
                 put("error", error.as_str().into());
             }
+            Event::FavouriteSet { category, slug, on } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("on", (*on).into());
+            }
+            Event::DraftMade { draft, made } => {
+                put("draft", ulid_text(*draft).into());
+                // The texts as the JSON they hold (what the assistant's pages read).
+                put(
+                    "made",
+                    serde_json::json!({
+                        "category": made.category.key(),
+                        "model": made.model,
+                        "request": made.request,
+                        "tool_calls": serde_json::from_str::<Value>(&made.tool_calls)
+                            .unwrap_or(Value::String(made.tool_calls.clone())),
+                        "document": serde_json::from_str::<Value>(&made.document)
+                            .unwrap_or(Value::String(made.document.clone())),
+                        "batch": made.batch.map(ulid_text),
+                        "lora": made.lora,
+                    }),
+                );
+            }
+            Event::BulkStarted {
+                batch,
+                category,
+                loras,
+            } => {
+                put("batch", ulid_text(*batch).into());
+                put("category", category.key().into());
+                put("loras", loras.clone().into());
+            }
+            Event::BulkItemFailed { batch, lora, error } => {
+                put("batch", ulid_text(*batch).into());
+                put("lora", lora.as_str().into());
+                put("error", error.as_str().into());
+            }
+            Event::BulkCancelled { batch } => put("batch", ulid_text(*batch).into()),
             Event::Restored {
                 to_seq,
                 removed,
@@ -602,7 +699,7 @@ impl Event {
 
 /// Every kind name, in variant order: a kind's position is its stored variant index. Append
 /// only, like the variants.
-pub const KINDS: [&str; 26] = [
+pub const KINDS: [&str; 31] = [
     "document_synced",
     "document_created",
     "document_edited",
@@ -627,6 +724,11 @@ pub const KINDS: [&str; 26] = [
     "endless_stopped",
     "workflow_synced",
     "workflow_refused",
+    "favourite_set",
+    "draft_made",
+    "bulk_started",
+    "bulk_item_failed",
+    "bulk_cancelled",
     "restored",
     "undeleted",
 ];
@@ -659,6 +761,7 @@ fn entry_state_json(e: &EntryState) -> Value {
         "body": body_json(&e.body),
         "cover": e.cover,
         "default_fields": e.default_fields,
+        "favourite": e.favourite,
     })
 }
 
@@ -942,6 +1045,34 @@ mod tests {
                 hash: 43,
                 error: "node 19 is missing".into(),
             },
+            Event::FavouriteSet {
+                category: c,
+                slug: "s".into(),
+                on: true,
+            },
+            Event::DraftMade {
+                draft: 13,
+                made: Draft {
+                    category: Category::Outfits,
+                    model: "openrouter/openai/gpt-4o-mini".into(),
+                    request: "a victorian maid outfit".into(),
+                    tool_calls: "[{\"tool\":\"validate_tags\"}]".into(),
+                    document: "{\"outfit_id\":\"maid\"}".into(),
+                    batch: Some(17),
+                    lora: Some("Illustrious/Clothing/maid.safetensors".into()),
+                },
+            },
+            Event::BulkStarted {
+                batch: 17,
+                category: Category::Outfits,
+                loras: vec!["Illustrious/Clothing/maid.safetensors".into()],
+            },
+            Event::BulkItemFailed {
+                batch: 17,
+                lora: "Illustrious/Clothing/maid.safetensors".into(),
+                error: "the model refused".into(),
+            },
+            Event::BulkCancelled { batch: 17 },
             Event::Restored {
                 to_seq: 5,
                 removed: vec![EntryRef {
@@ -956,6 +1087,7 @@ mod tests {
                     body: body("d"),
                     cover: Some("uploads/outfits/maid/cover.png".into()),
                     default_fields: vec!["wardrobe::top".into()],
+                    favourite: true,
                 }],
                 preferences: vec![
                     PreferenceState {
@@ -981,6 +1113,7 @@ mod tests {
                     body: body("e"),
                     cover: None,
                     default_fields: Vec::new(),
+                    favourite: false,
                 },
             },
         ];
@@ -1010,6 +1143,11 @@ mod tests {
                 | Event::EndlessStopped { .. }
                 | Event::WorkflowSynced { .. }
                 | Event::WorkflowRefused { .. }
+                | Event::FavouriteSet { .. }
+                | Event::DraftMade { .. }
+                | Event::BulkStarted { .. }
+                | Event::BulkItemFailed { .. }
+                | Event::BulkCancelled { .. }
                 | Event::Restored { .. }
                 | Event::Undeleted { .. } => {}
             }
@@ -1099,7 +1237,11 @@ mod tests {
         match v {
             Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
             Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
-            Value::String(s) => out.push(s.clone()),
+            // JSON held as text counts by its own leaves (the API may show it parsed).
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(v @ (Value::Object(_) | Value::Array(_))) => leaves(&v, out),
+                _ => out.push(s.clone()),
+            },
             Value::Number(n) => out.push(n.to_string()),
             Value::Bool(b) => out.push(b.to_string()),
             Value::Null => {}
@@ -1173,11 +1315,11 @@ mod tests {
 
     #[test]
     fn a_restore_names_every_entry_it_touches() {
-        let e = &examples()[24];
+        let e = &examples()[29];
         assert_eq!(
             e.subjects(),
             vec![(Category::Characters, "new"), (Category::Outfits, "maid")]
         );
-        assert_eq!(examples()[25].subjects(), vec![(Category::Characters, "s")]);
+        assert_eq!(examples()[30].subjects(), vec![(Category::Characters, "s")]);
     }
 }

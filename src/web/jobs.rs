@@ -40,8 +40,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/jobs/{job}/retry", post(retry))
         .route("/api/status/comfyui", get(comfy_status))
         .route("/api/stream", get(stream))
-        // The original's per-page route: `POST /<singular>/<slug>/generate`.
-        .route("/{singular}/{slug}/generate", post(page_generate))
 }
 
 fn new_id() -> u128 {
@@ -52,7 +50,7 @@ fn id_text(id: u128) -> String {
     ulid::Ulid::from(id).to_string()
 }
 
-fn parse_id(s: &str) -> Result<u128, ApiError> {
+pub fn parse_id(s: &str) -> Result<u128, ApiError> {
     ulid::Ulid::from_string(s)
         .map(u128::from)
         .map_err(|_| ApiError::not_found(format!("'{s}' is not a job id")))
@@ -125,27 +123,47 @@ async fn generate_route(State(s): State<AppState>, body: Bytes) -> ApiResult {
         .into_response())
 }
 
-async fn page_generate(
-    State(s): State<AppState>,
-    Path((singular, slug)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult {
-    let c = crate::library::category::DESCRIPTORS
-        .iter()
-        .find(|d| d.singular == singular)
-        .map(|d| d.category)
-        .ok_or_else(|| ApiError::not_found(format!("no page /{singular}/…")))?;
-    let mut m = if body.is_empty() {
+/// The original's per-page route `POST /<singular>/<slug>/generate` with a JSON body (the
+/// pages module routes it, and also takes forms there).
+pub async fn page_generate(
+    s: &AppState,
+    c: Category,
+    slug: &str,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let mut m = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
-        json_object(&body)?
+        json_object(body)?
     };
     m.insert("category".into(), c.key().into());
     m.insert("slug".into(), slug.into());
-    let spec = spec_for(&s, &m)?;
+    queue_request(s, &m).await
+}
+
+/// Resolves a request and queues it; returns the job id.
+pub async fn queue_request(s: &AppState, m: &Map<String, Value>) -> Result<String, ApiError> {
+    let spec = spec_for(s, m)?;
     let id = new_id();
-    enqueue(&s, vec![(id, spec)]).await?;
-    Ok(Json(json!({"job_id": id_text(id)})).into_response())
+    enqueue(s, vec![(id, spec)]).await?;
+    Ok(id_text(id))
+}
+
+/// Starts endless generation of a request; returns the session id.
+pub async fn start_endless(s: &AppState, m: Map<String, Value>) -> Result<String, ApiError> {
+    // Refuse a request that cannot be resolved now rather than loop on errors.
+    spec_for(s, &m)?;
+    let endless = new_id();
+    s.handle
+        .run(
+            Origin::Web,
+            Request::Command(Command::StartEndless {
+                endless,
+                request: Value::Object(m).to_string(),
+            }),
+        )
+        .await?;
+    Ok(id_text(endless))
 }
 
 /// One job per entry of a category that has no cover; each result becomes the cover.
@@ -156,8 +174,20 @@ async fn generate_missing(State(s): State<AppState>, body: Bytes) -> ApiResult {
             .and_then(Value::as_str)
             .unwrap_or_default(),
     )?;
+    let (batch, jobs) = missing_covers(&s, c).await?;
+    let ids: Vec<String> = jobs.iter().map(|j| j.0.clone()).collect();
+    Ok(Json(json!({"batch": batch, "job_ids": ids})).into_response())
+}
+
+/// Queues one cover job per entry of `c` without a cover, sorted by display name (as the
+/// original's batches are). Returns the batch id and (job id, slug, name) per job.
+pub async fn missing_covers(
+    s: &AppState,
+    c: Category,
+) -> Result<(String, Vec<(String, String, String)>), ApiError> {
     let batch = new_id();
     let mut jobs = Vec::new();
+    let mut listed = Vec::new();
     {
         let lib = s.handle.library();
         let mut missing: Vec<_> = lib
@@ -166,7 +196,6 @@ async fn generate_missing(State(s): State<AppState>, body: Bytes) -> ApiResult {
             .values()
             .filter(|e| e.cover.is_none())
             .collect();
-        // The original sorts batches by display name.
         missing.sort_by_key(|e| e.name.to_lowercase());
         for e in missing {
             let mut req = Map::new();
@@ -174,24 +203,22 @@ async fn generate_missing(State(s): State<AppState>, body: Bytes) -> ApiResult {
             req.insert("slug".into(), e.slug.clone().into());
             req.insert("action".into(), "replace".into());
             // Pages of other categories show them on a random character, as the original does.
-            if !matches!(
-                c,
-                Category::Characters | Category::Looks | Category::Presets
-            ) {
+            if c.desc().character_selector {
                 req.insert("character".into(), crate::engine::RANDOM_SENTINEL.into());
             }
             let r = GenRequest::from_json(&req).map_err(ApiError::bad)?;
             let resolved = request::resolve(&lib, &r, random_seed(), &request::Backend::default())?;
             let mut spec = request::job_spec(&r, &resolved, &req);
             spec.batch = Some(batch);
-            jobs.push((new_id(), spec));
+            let id = new_id();
+            listed.push((id_text(id), e.slug.clone(), e.name.clone()));
+            jobs.push((id, spec));
         }
     }
-    let ids: Vec<String> = jobs.iter().map(|(id, _)| id_text(*id)).collect();
     if !jobs.is_empty() {
-        enqueue(&s, jobs).await?;
+        enqueue(s, jobs).await?;
     }
-    Ok(Json(json!({"batch": id_text(batch), "job_ids": ids})).into_response())
+    Ok((id_text(batch), listed))
 }
 
 /// One job per weight of the target's LoRA; everything else fixed.
@@ -234,19 +261,8 @@ async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
 
 async fn endless_start(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let m = json_object(&body)?;
-    // Refuse a request that cannot be resolved now rather than loop on errors.
-    spec_for(&s, &m)?;
-    let endless = new_id();
-    s.handle
-        .run(
-            Origin::Web,
-            Request::Command(Command::StartEndless {
-                endless,
-                request: Value::Object(m).to_string(),
-            }),
-        )
-        .await?;
-    Ok(Json(json!({"endless_id": id_text(endless)})).into_response())
+    let id = start_endless(&s, m).await?;
+    Ok(Json(json!({"endless_id": id})).into_response())
 }
 
 async fn endless_stop(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
@@ -468,7 +484,10 @@ fn job_delta(s: &AppState, e: &Event) -> Option<Value> {
             Some(
                 json!({"job_id": id_text(id), "status": j.state.status(), "kind": e.kind(),
                         "images": j.images.iter().map(|p| format!("/static/{p}")).collect::<Vec<_>>(),
-                        "error": j.error}),
+                        "error": j.error,
+                        "target": j.info.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
+                        "set_cover": j.info.set_cover,
+                        "endless": j.info.endless.map(id_text)}),
             )
         }
     }

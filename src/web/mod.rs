@@ -3,6 +3,7 @@
 
 mod api;
 pub mod assets;
+mod assistant;
 mod error;
 pub mod guard;
 pub(crate) mod history_api;
@@ -26,10 +27,14 @@ pub struct AppState {
     pub list_cache: Arc<std::sync::Mutex<ListCache>>,
     /// The reactor's live state; `None` when no reactor runs (tools, tests of the API alone).
     pub live: Option<crate::jobs::reactor::Live>,
+    /// The assistant (tag index, drafting, bulk runs); `None` in tools that run without it.
+    pub assistant: Option<crate::assistant::Service>,
     /// The request guard's settings and the CSRF token.
     pub guard: Arc<guard::Guard>,
     /// Versioned URLs of the static assets.
     pub assets: Arc<assets::Assets>,
+    /// Gallery search indexes, one per category, rebuilt when the shelf changes.
+    pub gallery: Arc<pages::gallery::Cache>,
     /// The thumbnail cache, and how many thumbnails requests may make at once.
     pub thumbs: Arc<crate::library::thumbs::Thumbs>,
     pub thumb_permits: Arc<tokio::sync::Semaphore>,
@@ -60,9 +65,16 @@ impl AppState {
             live,
             guard: Arc::new(guard),
             assets: Arc::new(assets),
+            gallery: Arc::default(),
             thumbs,
             thumb_permits: Arc::new(tokio::sync::Semaphore::new(2)),
+            assistant: None,
         }
+    }
+
+    pub fn with_assistant(mut self, assistant: crate::assistant::Service) -> AppState {
+        self.assistant = Some(assistant);
+        self
     }
 
     /// The token HTML forms carry (see `guard`).
@@ -79,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(jobs::routes())
         .merge(history_api::routes())
+        .merge(assistant::routes(&state))
         .merge(thumbs::routes())
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
@@ -97,6 +110,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    pages::gallery::warm(&state);
+    // Open MCP sessions (long-lived streams) end at shutdown rather than hold it up.
+    let mcp = state.assistant.as_ref().map(|a| a.mcp_shutdown.clone());
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(t) = mcp {
+            t.cancel();
+        }
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

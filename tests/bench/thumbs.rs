@@ -57,6 +57,23 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
+    // Where the time goes, for one cover.
+    let t = Instant::now();
+    for c in covers.iter().take(20) {
+        std::hint::black_box(image::load_from_memory(c).unwrap());
+    }
+    let decode = t.elapsed() / 20;
+    let t = Instant::now();
+    for c in covers.iter().take(20) {
+        std::hint::black_box(gaze::library::thumbs::make(c, 512).unwrap());
+    }
+    let whole = t.elapsed() / 20;
+    println!(
+        "thumbs: one 512-px thumbnail: {:.1} ms, of which decoding the PNG {:.1} ms",
+        ms(whole),
+        ms(decode)
+    );
+
     // In-process, one thread, two widths per cover.
     let uploads = dir.path().join("inproc");
     std::fs::create_dir_all(uploads.join("characters/x")).unwrap();

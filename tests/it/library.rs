@@ -53,7 +53,7 @@ async fn the_sample_library_is_served_whole_and_a_restart_records_nothing() {
         seq,
         "a restart with no changes appends no events"
     );
-    let (status, page) = g.call(reqwest::Method::GET, "/", None).await;
+    let (status, page) = g.call(reqwest::Method::GET, "/library", None).await;
     assert_eq!(status, 200);
     let html = page.as_str().unwrap();
     assert!(html.contains("Characters") && html.contains("document_synced"));

@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod assistant;
+mod browser_library;
 mod cli;
 mod comfy;
 mod crash;
@@ -13,6 +15,7 @@ mod guard;
 mod history;
 mod jobs;
 mod library;
+mod pages;
 mod replay;
 mod sync;
 mod template;

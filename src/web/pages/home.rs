@@ -1,15 +1,19 @@
-//! The library overview (`/` until the galleries exist): the categories with their counts,
-//! files that could not be read, and the newest events.
+//! The library overview (`/library`): the categories with their counts, files that could not
+//! be read, the workflow template in use, the newest events; and the rescans (global and per
+//! category) with their result (documents added, changed, removed, failures).
 
-use super::layout;
+use super::ui::failures;
+use super::{Page, finish, page};
 use crate::handle::Request;
 use crate::library::category::Category;
-use crate::store::event::Origin;
+use crate::store::event::{Event, Origin};
 use crate::web::AppState;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use crate::web::guard::csrf_field;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use maud::html;
+use std::collections::{HashMap, HashSet};
 
 fn ago(at_ms: u64) -> String {
     let now = std::time::SystemTime::now()
@@ -24,7 +28,7 @@ fn ago(at_ms: u64) -> String {
     }
 }
 
-pub async fn home(State(s): State<AppState>) -> Response {
+pub async fn home(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
     let h = s.handle.clone();
     let newest = tokio::task::spawn_blocking(move || h.ledger().read_newest(20))
         .await
@@ -33,64 +37,136 @@ pub async fn home(State(s): State<AppState>) -> Response {
         .unwrap_or_default();
     let lib = s.handle.library();
     let body = html! {
-        h1 { "Library" }
-        section.cards {
+        div.d-flex.flex-wrap.align-items-center.gap-2.mb-3 {
+            h1.h3.mb-0.me-auto { "Library" }
+            form method="post" action="/rescan" {
+                (csrf_field(&s))
+                button.btn.btn-outline-secondary.btn-sm type="submit" { "Rescan data/" }
+            }
+        }
+        div.row.row-cols-2.row-cols-md-3.row-cols-lg-5.g-3.mb-4 {
             @for c in Category::ALL {
-                a.card href={ "/api/library/" (c.key()) } {
-                    span.count { (lib.count(c)) }
-                    span.label { (c.desc().title) }
-                }
-            }
-        }
-        form method="post" action="/rescan" {
-            (crate::web::guard::csrf_field(&s))
-            button type="submit" { "Rescan data/" }
-        }
-        @let failures: Vec<_> = Category::ALL.iter().flat_map(|c| {
-            lib.shelf(*c).failures.iter().map(move |(f, e)| (c.desc().dir, f, e))
-        }).collect();
-        @if !failures.is_empty() {
-            h2 { "Files that could not be read" }
-            ul.failures {
-                @for (dir, file, f) in &failures {
-                    li { code { "data/" (dir) "/" (file) } " — " (f.error) }
-                }
-            }
-        }
-        h2 { "Newest events" }
-        table.events {
-            thead { tr { th { "seq" } th { "what" } th { "about" } th { "by" } th { "when" } } }
-            tbody {
-                @for e in &newest {
-                    tr {
-                        td { (e.seq) }
-                        td { (e.event().kind()) }
-                        td {
-                            @if let Some((c, slug)) = e.event().subject() {
-                                (c.key()) "/" (slug)
-                            }
+                div.col {
+                    a.card.h-100.text-decoration-none.count-card href={ "/" (c.key()) } {
+                        div.card-body {
+                            div.fs-3.fw-bold { (lib.count(c)) }
+                            div.text-body-secondary { (c.desc().title) }
+                            @let f = lib.shelf(c).failures.len();
+                            @if f > 0 { span.badge.text-bg-warning { (f) " unreadable" } }
                         }
-                        td { (e.envelope.origin.as_str()) }
-                        td { (ago(e.envelope.at)) }
                     }
                 }
             }
         }
-        p.meta { "Ledger at seq " (lib.seq) " · " (lib.document_count()) " documents" }
+        (failures(&lib, &Category::ALL))
+        @if let Some(f) = &lib.workflow_failure {
+            div.alert.alert-warning { "The workflow template file could not be used: " (f.error) " — the last good version stays in use." }
+        }
+        p.small.text-body-secondary {
+            "Ledger at seq " (lib.seq) " · " (lib.document_count()) " documents"
+            @if let Some(w) = &lib.workflow { " · workflow template version " (w.version) }
+            @if let Some(c) = &lib.default_checkpoint { " · default checkpoint " code { (c) } }
+        }
+        h2.h5 { "Newest events" }
+        div.table-responsive {
+            table.table.table-sm.small.events {
+                thead { tr { th scope="col" { "seq" } th scope="col" { "what" } th scope="col" { "about" } th scope="col" { "by" } th scope="col" { "when" } } }
+                tbody {
+                    @for e in &newest {
+                        tr {
+                            td { (e.seq) }
+                            td { (e.event().kind()) }
+                            td {
+                                @if let Some((c, slug)) = e.event().subject() {
+                                    @if lib.get(c, slug).is_some() {
+                                        a href={ "/" (c.desc().singular) "/" (slug) } { (c.key()) "/" (slug) }
+                                    } @else {
+                                        (c.key()) "/" (slug)
+                                    }
+                                }
+                            }
+                            td { (e.envelope.origin.as_str()) }
+                            td { (ago(e.envelope.at)) }
+                        }
+                    }
+                }
+            }
+        }
     };
-    layout(&s, "Library", body).into_response()
+    drop(lib);
+    page(
+        &s,
+        &Page {
+            title: "Library",
+            section: Some("library"),
+            flash: super::flash_of(&q),
+            ..Page::default()
+        },
+        body,
+    )
+    .into_response()
 }
 
-pub async fn rescan(State(s): State<AppState>) -> Response {
-    if let Err(e) = s.handle.run(Origin::Web, Request::SyncWorkflow).await {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
-    }
-    match s
+/// Runs a rescan and says what it found.
+async fn rescan(
+    s: &AppState,
+    cats: Vec<Category>,
+) -> Result<(String, serde_json::Value), (axum::http::StatusCode, String)> {
+    let before: HashSet<(Category, String)> = {
+        let lib = s.handle.library();
+        cats.iter()
+            .flat_map(|c| lib.shelf(*c).docs.keys().map(move |k| (*c, k.clone())))
+            .collect()
+    };
+    let o = s
         .handle
-        .run(Origin::Web, Request::Rescan(Category::ALL.to_vec()))
+        .run(Origin::Web, Request::Rescan(cats.clone()))
         .await
-    {
-        Ok(_) => Redirect::to("/").into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        .map_err(super::failed)?;
+    let (mut added, mut changed, mut removed, mut failed) = (0, 0, 0, 0);
+    for e in &o.events {
+        match e.event() {
+            Event::DocumentSynced { category, slug, .. } => {
+                if before.contains(&(*category, slug.clone())) {
+                    changed += 1;
+                } else {
+                    added += 1;
+                }
+            }
+            Event::FileVanished { .. } => removed += 1,
+            Event::SyncFailed { .. } => failed += 1,
+            _ => {}
+        }
     }
+    let unreadable: usize = {
+        let lib = s.handle.library();
+        cats.iter().map(|c| lib.shelf(*c).failures.len()).sum()
+    };
+    let msg = format!(
+        "Rescan: {added} added, {changed} changed, {removed} removed, {failed} new failure(s){}",
+        if unreadable > 0 {
+            format!(" ({unreadable} file(s) unreadable in all)")
+        } else {
+            String::new()
+        }
+    );
+    Ok((
+        msg,
+        serde_json::json!({"added": added, "changed": changed, "removed": removed,
+                           "failures": failed, "unreadable": unreadable}),
+    ))
+}
+
+pub async fn rescan_all(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    // The global rescan also reads the workflow template file again.
+    if let Err(e) = s.handle.run(Origin::Web, Request::SyncWorkflow).await {
+        return finish(&headers, "/library", Err(super::failed(e)));
+    }
+    let r = rescan(&s, Category::ALL.to_vec()).await;
+    finish(&headers, "/library", r)
+}
+
+pub async fn rescan_one(State(s): State<AppState>, c: Category, headers: HeaderMap) -> Response {
+    let r = rescan(&s, vec![c]).await;
+    finish(&headers, &format!("/{}", c.key()), r)
 }
