@@ -827,7 +827,12 @@ async fn a_stale_cover_is_marked_and_regenerated() {
     let (_, st_list) = g.get("/api/stale?category=characters").await;
     assert_eq!(st_list["stale"][0]["slug"], "tifa_lockhart");
     assert_eq!(st_list["stale"][0]["cover_job"], id.as_str());
-    // Marked on its history page and the stale page, with a regenerate button.
+    // Marked on its card, its page, its history page and the stale page (with a button).
+    let (_, html) = page(&g, "/characters").await;
+    assert_eq!(select(&html, "#card-tifa_lockhart .stale-badge").len(), 1);
+    assert_eq!(select(&html, "#card-link .stale-badge").len(), 0);
+    let (_, html) = page(&g, "/character/tifa_lockhart").await;
+    assert_eq!(select(&html, "h1 .stale-badge").len(), 1);
     let (_, html) = page(&g, "/character/tifa_lockhart/history").await;
     assert!(
         select(&html, ".badge.text-bg-warning")

@@ -4,12 +4,12 @@
 //! diffs side by side, restore-this-version, images per version), and audits of jobs and
 //! images (`/audit/…`) with recipe diffs and "run again". Plain HTML forms; no script needed.
 
-use super::layout;
 use crate::history::audit::{self, Again};
 use crate::history::diff::{Change, FieldDiff};
 use crate::history::{self, View, log, stale};
 use crate::library::category::{Category, DESCRIPTORS, is_slug};
 use crate::library::command::Command;
+use crate::library::projection::{Entry, Library};
 use crate::store::event::{Event, KINDS, Origin, Stored, ulid_text};
 use crate::web::history_api::{do_regenerate, do_restore, do_run_again, do_undelete, with_view};
 use crate::web::{ApiError, AppState};
@@ -58,11 +58,27 @@ fn csrf(s: &AppState) -> Markup {
     crate::web::guard::csrf_field(s)
 }
 
-/// The page frame: the layout, this family's stylesheet and its tabs.
+/// The badge a gallery card and an entry page show when the entry's cover was made from an
+/// older version of its text (`history::stale`), linking to the entry's history.
+pub fn stale_badge(lib: &Library, c: Category, e: &Entry) -> Markup {
+    html! {
+        @if stale::entry_is_stale(lib, e) {
+            a.badge.text-bg-warning.stale-badge href=(entry_history_link(c, &e.slug))
+                title="The cover was made from an older version of this entry" { "stale cover" }
+        }
+    }
+}
+
+/// The page frame: the layout (History marked in the navbar), this family's stylesheet and
+/// its tabs.
 fn page(s: &AppState, title: &str, active: &str, body: Markup) -> Markup {
-    layout(
+    super::page(
         s,
-        title,
+        &super::Page {
+            title,
+            section: Some("history"),
+            ..super::Page::default()
+        },
         html! {
             link rel="stylesheet" href=(s.assets.url("css/history.css"));
             div.gaze-history {
