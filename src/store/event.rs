@@ -742,15 +742,10 @@ fn body_json(b: &DocBody) -> Value {
     serde_json::json!({"id": b.id, "name": b.name, "json": b.json})
 }
 
+/// A document's source as serde writes it (`"Manual"`, `{"Clone": {"from": …}}`, …), the shape
+/// the API has always shown.
 fn source_json(s: &Source) -> Value {
-    match s {
-        Source::Manual => serde_json::json!({"kind": "manual"}),
-        Source::Clone { from } => serde_json::json!({"kind": "clone", "from": from}),
-        Source::Assistant { draft_id } => {
-            serde_json::json!({"kind": "assistant", "draft_id": draft_id})
-        }
-        Source::Discovered => serde_json::json!({"kind": "discovered"}),
-    }
+    serde_json::to_value(s).unwrap_or(Value::Null)
 }
 
 fn entry_state_json(e: &EntryState) -> Value {
