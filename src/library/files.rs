@@ -133,16 +133,11 @@ pub fn converge_many(
     for (i, (c, slug, file)) in items.iter().enumerate() {
         match step(lib, data, *c, slug, file) {
             None => {}
-            Some(Step::Remove(path)) => {
-                if seen.insert(path.clone()) {
-                    removes.push((i, path));
-                }
+            Some(Step::Remove(path)) if seen.insert(path.clone()) => removes.push((i, path)),
+            Some(Step::Write(path, text)) if seen.insert(path.clone()) => {
+                writes.push((i, path, text));
             }
-            Some(Step::Write(path, text)) => {
-                if seen.insert(path.clone()) {
-                    writes.push((i, path, text));
-                }
-            }
+            Some(_) => {}
         }
     }
     let mut dirs = std::collections::BTreeSet::new();

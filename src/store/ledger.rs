@@ -28,8 +28,12 @@ const INDEXED_THROUGH: &str = "indexed_through";
 const IDX_TAGS: TableDefinition<(u16, u64), ()> = TableDefinition::new("idx_tags");
 /// Events by the library entries they change: `(category, slug, seq)` → what the event did
 /// to the entry (`VersionSummary`), so an entry's history lists without decoding events.
-const IDX_SUBJECTS: TableDefinition<(u8, &str, u64), (u8, u8, u8, u64, &str)> =
+const IDX_SUBJECTS: TableDefinition<SubjectKey, SubjectValue> =
     TableDefinition::new("idx_subjects");
+/// (category, slug, seq).
+type SubjectKey = (u8, &'static str, u64);
+/// (kind, origin, flags, at, detail): see `VersionSummary`.
+type SubjectValue = (u8, u8, u8, u64, &'static str);
 /// Events by job: `(job, seq)`.
 const IDX_JOBS: TableDefinition<(u128, u64), ()> = TableDefinition::new("idx_jobs");
 /// Events indexed per write transaction when catching up an old ledger.
@@ -374,13 +378,17 @@ fn tag_category(c: Category) -> u16 {
     0x200 + c.index() as u16
 }
 
+/// An entry-index row before it is written: ((category, slug, seq), (kind, origin, flags,
+/// at, detail)).
+type OwnedSubject = ((u8, String, u64), (u8, u8, u8, u64, String));
+
 /// The index entries of some events, collected before they are written (sorted, so a bulk
 /// load fills each table's pages in order).
 #[derive(Default, Debug)]
 pub struct IndexKeys {
     tags: Vec<(u16, u64)>,
     /// (category, slug, seq) → (kind, origin, flags, at, detail).
-    subjects: Vec<((u8, String, u64), (u8, u8, u8, u64, String))>,
+    subjects: Vec<OwnedSubject>,
     jobs: Vec<(u128, u64)>,
 }
 
@@ -440,7 +448,7 @@ impl IndexKeys {
 /// The index tables of one write transaction.
 struct Indexes<'t> {
     tags: Table<'t, (u16, u64), ()>,
-    subjects: Table<'t, (u8, &'static str, u64), (u8, u8, u8, u64, &'static str)>,
+    subjects: Table<'t, SubjectKey, SubjectValue>,
     jobs: Table<'t, (u128, u64), ()>,
 }
 

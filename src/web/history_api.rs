@@ -304,7 +304,7 @@ async fn versions(
         "category": c.key(),
         "total": page.total,
         "current": current,
-        "items": page.items.iter().map(|v| version_json(v)).collect::<Vec<_>>(),
+        "items": page.items.iter().map(version_json).collect::<Vec<_>>(),
         "older": page.older.map(|b| json!({"before": b})),
         "jobs": jobs.iter().map(|(v, id, images)| json!({
             "version": v, "job_id": ulid_text(*id),

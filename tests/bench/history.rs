@@ -10,7 +10,7 @@ mod common;
 use gaze::library::category::Category;
 use gaze::library::command::render;
 use gaze::library::projection::Library;
-use gaze::store::event::{DocBody, Envelope, Event, Origin, Stored};
+use gaze::store::event::{DocBody, Envelope, Event, Origin};
 use gaze::store::ledger::Ledger;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -84,7 +84,7 @@ fn build(root: &Path, total: u64) {
         batch.push(Envelope {
             id: u128::from(seq) << 16,
             at: 1_790_000_000_000 + seq,
-            origin: if seq % 3 == 0 {
+            origin: if seq.is_multiple_of(3) {
                 Origin::Watcher
             } else {
                 Origin::Web
@@ -97,7 +97,7 @@ fn build(root: &Path, total: u64) {
             for s in &stored {
                 lib.apply(s);
             }
-            if seq % 50_000 == 0 || seq == total {
+            if seq.is_multiple_of(50_000) || seq == total {
                 ledger.write_snapshot(seq, &lib.to_snapshot()).unwrap();
             }
         }
@@ -184,7 +184,6 @@ fn bench_offline(root: &Path, total: u64) {
         v.total,
         ms(t.elapsed())
     );
-    let _: Option<&Stored> = None;
 }
 
 async fn timed_get(http: &reqwest::Client, url: &str, n: usize) -> (Duration, usize) {
