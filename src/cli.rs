@@ -210,7 +210,7 @@ pub struct HistoryArgs {
     #[arg(long = "at", value_name = "SEQ", conflicts_with = "diff")]
     pub at_seq: Option<u64>,
     /// Print the fields that differ between two seqs (A,B).
-    #[arg(long, value_name = "A,B", value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub diff: Option<Vec<u64>>,
     /// Versions before this seq.
     #[arg(long)]

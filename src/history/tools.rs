@@ -355,7 +355,9 @@ pub fn history(a: &HistoryArgs) -> Result<(), String> {
         };
     }
     if let Some(d) = &a.diff {
-        let (x, y) = (d[0], d[1]);
+        let [x, y] = d[..] else {
+            return Err("--diff takes two seqs: A,B".into());
+        };
         let fields = match &access {
             Access::Local(l) => json!(entry::diff_versions(l, c, slug, x, y)?),
             Access::Remote(r) => r

@@ -1153,19 +1153,35 @@ async fn the_command_line_tools_work_with_the_server_stopped_and_running() {
             out.contains("document_edited") && out.contains("document_synced"),
             "{out}"
         );
-        let (ok, out, _) = cli(
-            &[
+        let hist = |extra: &[&str]| {
+            let mut args = vec![
                 "history",
                 "--ledger",
                 &ledger,
                 "characters",
                 "tifa_lockhart",
-                "--at",
-                "1",
-            ],
-            "",
+            ];
+            args.extend_from_slice(extra);
+            cli(&args, "")
+        };
+        let (ok, out, err) = hist(&["--json"]);
+        assert!(ok, "{err}");
+        let versions: Value = serde_json::from_str(&out).unwrap();
+        let items = versions["items"].as_array().unwrap();
+        let first = items.last().unwrap()["seq"].as_u64().unwrap();
+        let (ok, out, err) = hist(&["--at", &first.to_string()]);
+        assert!(ok, "{err}");
+        assert!(out.contains("\"character_id\": \"tifa_lockhart\""), "{out}");
+        assert!(!out.contains("ponytail"), "the text as it was then: {out}");
+        let (ok, _, err) = hist(&["--at", &(first - 1).to_string()]);
+        assert!(!ok && err.contains("not in the library"), "{err}");
+        let edited = items[1]["seq"].as_u64().unwrap();
+        let (ok, out, err) = hist(&["--diff", &format!("{first},{edited}")]);
+        assert!(ok, "{err}");
+        assert!(
+            out.contains("identity::hair") && out.contains("+ [very long hair, ponytail]"),
+            "{out}"
         );
-        assert!(!ok || out.contains("character_id"), "{out}");
         let (ok, _, err) = cli(&["history", "--ledger", &ledger, "hats", "x"], "");
         assert!(!ok && err.contains("unknown category"), "{err}");
         if running {
