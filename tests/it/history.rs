@@ -123,6 +123,12 @@ async fn form(g: &Gaze, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
     (resp.status().as_u16(), loc)
 }
 
+/// Whether characters/link shows as starred in its gallery.
+async fn link_starred(g: &Gaze) -> bool {
+    let (_, html) = page(g, "/characters").await;
+    !select(&html, "#card-link .fav-btn.on").is_empty()
+}
+
 /// A day's worth of typical changes; returns the seq before them.
 async fn make_changes(g: &Gaze) -> u64 {
     let before = g.seq().await;
@@ -165,6 +171,10 @@ async fn restore_and_undo_round_trip_with_the_files_on_disk() {
     let mut g = Gaze::start(Some(&sample_data()), &[]);
     let at_start = files(&g.data());
     let seq0 = make_changes(&g).await;
+    // A favourite too (the gallery's star).
+    let (st, _) = form(&g, "/character/link/favourite", &[("on", "1")]).await;
+    assert_eq!(st, 303);
+    assert!(link_starred(&g).await);
     let changed = files(&g.data());
     assert_ne!(changed, at_start);
     let (_, lib_changed) = g.get("/api/library/styles").await;
@@ -208,6 +218,10 @@ async fn restore_and_undo_round_trip_with_the_files_on_disk() {
     );
     assert_eq!(p["changes"]["default_fields"][0]["to"], json!([]));
     assert_eq!(p["changes"]["preferences"][0]["key"], "extra_positive");
+    assert_eq!(
+        p["changes"]["favourites"],
+        json!([{"category": "characters", "slug": "link", "from": true, "to": false}])
+    );
     assert_eq!(p["changes"]["settings"]["to"], json!({}));
     assert_eq!(files(&g.data()), changed, "a preview writes nothing");
 
@@ -221,6 +235,7 @@ async fn restore_and_undo_round_trip_with_the_files_on_disk() {
     assert_eq!(rseq, last + 1, "a restore is one event");
     assert_eq!(r["undo"]["to_seq"], rseq - 1);
     assert_eq!(files(&g.data()), at_start, "data/ is as it was");
+    assert!(!link_starred(&g).await, "the favourite is undone too");
     let (_, tifa) = g.get("/api/library/characters/tifa_lockhart").await;
     assert_eq!(tifa["default_fields"], json!([]));
     let (_, prefs) = g.get("/api/preferences/generator").await;
@@ -241,6 +256,7 @@ async fn restore_and_undo_round_trip_with_the_files_on_disk() {
         .await;
     assert_eq!(st, 200, "{u}");
     assert_eq!(files(&g.data()), changed, "undo brings the changes back");
+    assert!(link_starred(&g).await);
     let (_, styles) = g.get("/api/library/styles").await;
     let slugs = |v: &Value| -> Vec<String> {
         v["items"]
