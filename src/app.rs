@@ -115,16 +115,48 @@ pub async fn serve(
             ..Default::default()
         },
     )?;
+    let assistant = crate::assistant::Service::start(
+        &handle,
+        &config.data,
+        &config.ledger,
+        config.loras.clone(),
+    )
+    .await?;
+    let url_file = server_url_file(&config.ledger);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr));
+    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr))
+        .with_assistant(assistant);
     crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
+    // `gaze mcp library` and the history tools find a server that holds the ledger through this file.
+    if let Err(e) = std::fs::write(&url_file, format!("{}\n", client_url(addr))) {
+        tracing::warn!("could not write {}: {e}", url_file.display());
+    }
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;
+    let _ = std::fs::remove_file(&url_file);
     tokio::task::spawn_blocking(move || handle.snapshot_now())
         .await
         .map_err(|e| e.to_string())?;
     served
+}
+
+/// The URL a local client uses to reach `addr` (an unspecified address means loopback).
+fn client_url(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            format!("http://127.0.0.1:{}", a.port())
+        }
+        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            format!("http://[::1]:{}", a.port())
+        }
+        other => format!("http://{other}"),
+    }
+}
+
+/// Where a running server notes its URL: beside the ledger file (`ledger/gaze.url`).
+pub fn server_url_file(ledger_file: &std::path::Path) -> std::path::PathBuf {
+    ledger_file.with_extension("url")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

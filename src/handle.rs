@@ -13,13 +13,14 @@
 
 use crate::jobs::projection::{Job, fold_job};
 use crate::jobs::recipe;
+use crate::jobs::spec;
 use crate::library::category::Category;
 use crate::library::command::{self, Command, Refusal};
 use crate::library::files;
 use crate::library::models;
 use crate::library::projection::Library;
 use crate::library::sync;
-use crate::store::event::{CompactSpec, Envelope, Event, JobSpec, Origin, Stored};
+use crate::store::event::{CompactSpec, EntryState, Envelope, Event, JobSpec, Origin, Stored};
 use crate::store::ledger::{Ledger, LedgerError};
 use crate::store::snapshot::{SNAPSHOT_EVERY, load};
 use serde_json::Value;
@@ -55,6 +56,15 @@ pub enum Request {
     /// Queue new jobs (as `Command::Enqueue`), with their recipes also as JSON values when the
     /// caller has them: the writer then stores the recipes compactly without parsing them.
     Enqueue(Vec<NewJob>),
+    /// Put the library back as it was right after a seq (one `Restored` event).
+    Restore {
+        to_seq: u64,
+    },
+    /// Bring back a deleted entry as it was before it went.
+    Undelete {
+        category: Category,
+        slug: String,
+    },
 }
 
 /// A job to queue: its id (a ULID chosen by the caller), its spec, and its recipe as the JSON
@@ -117,8 +127,8 @@ const MAX_GROUP: usize = 1024;
 const FRESH_SPECS: usize = 1024;
 /// How long the writer waits for quiet before saving the start-up replay as a snapshot.
 const IDLE_SNAPSHOT: std::time::Duration = std::time::Duration::from_millis(300);
-/// Parsed base recipes kept for expanding compact recipes, at most.
-const BASE_CACHE: usize = 256;
+/// Past this many files, one command's files are written together (`files::converge_many`).
+const MANY_FILES: usize = 16;
 
 /// What the writer thread and the readers share.
 struct Shared {
@@ -129,7 +139,7 @@ struct Shared {
     /// Full specs of recently requested jobs, by job id, oldest first in `order`.
     fresh: Mutex<FreshSpecs>,
     /// Base recipes (parsed) by the seq of their `JobRequested` event.
-    bases: Mutex<HashMap<u64, Arc<Value>>>,
+    bases: spec::BaseCache,
 }
 
 #[derive(Default)]
@@ -171,6 +181,8 @@ impl Reply {
     }
 }
 
+// The channel holds a few messages at a time; boxing requests would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Exec {
         origin: Origin,
@@ -324,81 +336,53 @@ impl Handle {
         if let Some(s) = lock(&self.shared().fresh).specs.get(&job) {
             return Ok(s.clone());
         }
+        let seq = self.requested_seq(job)?;
+        spec::spec_at(self.ledger(), seq, job, &self.shared().bases).map(Arc::new)
+    }
+
+    /// The seq of a job's request event: unfinished jobs' from memory, finished ones' from
+    /// the ledger's job index.
+    pub fn requested_seq(&self, job: u128) -> Result<u64, String> {
         let no_job = || format!("no job {}", ulid::Ulid::from(job));
         let known = {
             let lib = self.library();
-            match lib.jobs.get(job) {
-                Some(j) => Some(Some(j.requested_seq)),
+            match lib.jobs.requested_seq(job) {
+                Some(seq) => Some(Some(seq)),
                 None => lib.jobs.state_of(job).map(|_| None),
             }
         };
-        let seq = match known {
-            None => return Err(no_job()),
-            Some(Some(seq)) => seq,
-            Some(None) => *self
+        match known {
+            None => Err(no_job()),
+            Some(Some(seq)) => Ok(seq),
+            Some(None) => self
                 .ledger()
                 .job_seqs(job)
                 .map_err(|e| e.to_string())?
                 .first()
-                .ok_or_else(no_job)?,
-        };
-        let missing = || {
-            format!(
-                "the ledger has no request for job {} at seq {seq}",
-                ulid::Ulid::from(job)
-            )
-        };
-        let stored = self
-            .ledger()
-            .event_at(seq)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(missing)?;
-        match stored.event() {
-            Event::JobRequested { job: j, spec } if *j == job => Ok(Arc::new(spec.clone())),
-            Event::JobRequestedCompact { job: j, spec } if *j == job => {
-                self.expand(spec).map(Arc::new)
+                .copied()
+                .ok_or_else(no_job),
+        }
+    }
+
+    /// An event as the API shows it, a compact request with its recipe text put back.
+    pub fn event_json(&self, stored: &Stored) -> Value {
+        spec::event_json(self.ledger(), stored, &self.shared().bases)
+    }
+
+    /// What restoring to `to_seq` would change, without changing anything: the event it would
+    /// append (`None`: nothing to do) and the library it applies to.
+    pub fn restore_plan(&self, to_seq: u64) -> Result<(Option<Event>, Library), ExecError> {
+        let target = load(self.ledger(), to_seq)?.0;
+        let lib = self.library().clone();
+        match crate::history::restore::plan(&lib, &target, to_seq) {
+            Ok(e) => Ok((e, lib)),
+            Err(crate::history::restore::Refused::Invalid(m)) => {
+                Err(ExecError::Refused(Refusal::Invalid(m)))
             }
-            _ => Err(missing()),
-        }
-    }
-
-    /// The full spec a compact one stands for.
-    fn expand(&self, spec: &CompactSpec) -> Result<JobSpec, String> {
-        let base = self.recipe_base(spec.recipe.base)?;
-        let text = recipe::expand(&base, &spec.recipe)
-            .map_err(|e| format!("recipe (base {}): {e}", spec.recipe.base))?;
-        Ok(spec.with_recipe(text))
-    }
-
-    /// The recipe (parsed) of the request event at `seq`: a full one, or a patch against a
-    /// full one (the writer never makes chains longer than that).
-    fn recipe_base(&self, seq: u64) -> Result<Arc<Value>, String> {
-        self.recipe_value(seq, 1)
-    }
-
-    fn recipe_value(&self, seq: u64, depth: u8) -> Result<Arc<Value>, String> {
-        if let Some(v) = lock(&self.shared().bases).get(&seq) {
-            return Ok(v.clone());
-        }
-        let stored = self.ledger().event_at(seq).map_err(|e| e.to_string())?;
-        let text = match stored.as_ref().map(Stored::event) {
-            Some(Event::JobRequested { spec, .. }) => spec.recipe.clone(),
-            Some(Event::JobRequestedCompact { spec, .. }) if depth > 0 => {
-                let base = self.recipe_value(spec.recipe.base, depth - 1)?;
-                recipe::expand(&base, &spec.recipe)
-                    .map_err(|e| format!("recipe base {seq} (on {}): {e}", spec.recipe.base))?
+            Err(crate::history::restore::Refused::Conflict(m)) => {
+                Err(ExecError::Refused(Refusal::Conflict(m)))
             }
-            _ => return Err(format!("event {seq} is not a recipe base")),
-        };
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("the base recipe at {seq} does not parse: {e}"))?;
-        let value = Arc::new(value);
-        let mut cache = lock(&self.shared().bases);
-        if cache.len() >= BASE_CACHE {
-            cache.clear();
         }
-        cache.insert(seq, value.clone());
-        Ok(value)
     }
 
     /// Any job, unfinished (from memory) or finished (read back from its events); `None` for
@@ -780,7 +764,7 @@ impl Writer {
     /// Does a request's IO and decides its events against the projection (plus the LoRA
     /// files its hard deletes remove, named by the documents before they go).
     fn decide(&mut self, request: Request) -> Result<(Vec<Event>, Vec<String>), ExecError> {
-        let commands = self.prepare(request);
+        let commands = self.prepare(request)?;
         let lib = self.shared.library();
         let mut events = Vec::new();
         for cmd in &commands {
@@ -864,12 +848,8 @@ impl Writer {
             }
         }
         if let Some(mut bases) = bases {
-            let mut cache = lock(&self.shared.bases);
             for b in std::mem::take(&mut bases.added) {
-                if cache.len() >= BASE_CACHE {
-                    cache.clear();
-                }
-                cache.insert(b.seq, b.value);
+                spec::remember(&self.shared.bases, b.seq, b.value);
             }
             self.bases = bases;
         }
@@ -968,7 +948,7 @@ impl Writer {
         }
     }
 
-    fn prepare(&mut self, request: Request) -> Vec<Command> {
+    fn prepare(&mut self, request: Request) -> Result<Vec<Command>, ExecError> {
         let paths = &self.shared.paths;
         let skip = |c: Category| -> Vec<String> {
             self.dirty
@@ -977,7 +957,7 @@ impl Writer {
                 .map(|d| d.2.clone())
                 .collect()
         };
-        match request {
+        Ok(match request {
             Request::Command(c) => vec![c],
             Request::Enqueue(jobs) => {
                 let mut list = Vec::with_capacity(jobs.len());
@@ -1021,7 +1001,50 @@ impl Writer {
                 }
                 None => Vec::new(),
             },
+            Request::Restore { to_seq } => {
+                let target = load(&self.shared.ledger, to_seq)?.0;
+                vec![Command::Restore {
+                    to_seq,
+                    target: Arc::new(target),
+                }]
+            }
+            Request::Undelete { category, slug } => {
+                let found = self.deleted_entry(category, &slug)?;
+                vec![Command::Undelete {
+                    category,
+                    slug,
+                    found,
+                }]
+            }
+        })
+    }
+
+    /// A deleted entry as it was before the event that took it out, or why there is none.
+    fn deleted_entry(
+        &self,
+        c: Category,
+        slug: &str,
+    ) -> Result<Result<(u64, EntryState), String>, LedgerError> {
+        let what = format!("{} '{slug}'", c.desc().singular);
+        let found = crate::history::deleted::last_removal(&self.shared.ledger, c, slug)
+            .map_err(LedgerError::Storage)?;
+        let Some((s, how, _)) = found else {
+            return Ok(Err(format!("no deleted {what} to bring back")));
+        };
+        if how == crate::history::deleted::How::HardDeleted {
+            return Ok(Err(format!(
+                "{what} was hard-deleted (its LoRA file is gone); restore the library to before seq {} instead",
+                s.seq
+            )));
         }
+        let before = load(&self.shared.ledger, s.seq - 1)?.0;
+        Ok(match before.get(c, slug) {
+            Some(e) => Ok((s.seq, e.state(c))),
+            None => Err(format!(
+                "{what} was not in the library before seq {}",
+                s.seq
+            )),
+        })
     }
 
     /// IO checks that must pass before anything is appended.
@@ -1036,6 +1059,29 @@ impl Writer {
                             "data/{}/{file} already exists on disk; it will be picked up by the next sync",
                             category.desc().dir
                         )));
+                    }
+                }
+                Event::Undeleted { entry, .. } => {
+                    let path = files::category_dir(&paths.data, entry.category).join(&entry.file);
+                    if path.exists() {
+                        return Err(Refusal::Conflict(format!(
+                            "data/{}/{} exists on disk; it will be picked up by the next sync",
+                            entry.category.desc().dir,
+                            entry.file
+                        )));
+                    }
+                }
+                Event::Restored { put, .. } => {
+                    for p in put {
+                        let owned = lib.shelf(p.category).by_file.contains_key(&p.file);
+                        let path = files::category_dir(&paths.data, p.category).join(&p.file);
+                        if !owned && path.exists() {
+                            return Err(Refusal::Conflict(format!(
+                                "data/{}/{} is on disk but not in the library yet (the next sync takes it in); move it away or rescan before restoring",
+                                p.category.desc().dir,
+                                p.file
+                            )));
+                        }
                     }
                 }
                 Event::DocumentDeleted {
@@ -1089,16 +1135,27 @@ impl Writer {
                     file,
                     ..
                 } => todo.push((*category, slug.clone(), file.clone())),
+                e @ (Event::Restored { .. } | Event::Undeleted { .. }) => {
+                    todo.extend(restored_files(e));
+                }
                 _ => {}
             }
         }
         if !todo.is_empty() {
             let shared = self.shared.clone();
             let lib = shared.library();
-            for (c, slug, file) in todo {
-                if let Err(e) = files::converge(&lib, &shared.paths.data, c, &slug, &file) {
+            if todo.len() > MANY_FILES {
+                // A restore of many documents: written together, synced together.
+                for ((c, slug, file), e) in files::converge_many(&lib, &shared.paths.data, &todo) {
                     warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
                     self.dirty.insert((c, slug, file));
+                }
+            } else {
+                for (c, slug, file) in todo {
+                    if let Err(e) = files::converge(&lib, &shared.paths.data, c, &slug, &file) {
+                        warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
+                        self.dirty.insert((c, slug, file));
+                    }
                 }
             }
         }
@@ -1173,11 +1230,21 @@ impl Writer {
                 Event::DocumentEdited { category, slug, .. } => {
                     todo.push((*category, slug.clone(), String::new()));
                 }
+                e @ (Event::Restored { .. } | Event::Undeleted { .. }) => {
+                    todo.extend(restored_files(e));
+                }
                 _ => {}
             }
             true
         })?;
         let lib = shared.library();
+        if todo.len() > MANY_FILES {
+            for ((c, slug, file), e) in files::converge_many(&lib, &shared.paths.data, &todo) {
+                tracing::error!("could not recover data/{}/{file}: {e}", c.desc().dir);
+                self.dirty.insert((c, slug, file));
+            }
+            return Ok(());
+        }
         for (c, slug, file) in todo {
             match files::converge(&lib, &shared.paths.data, c, &slug, &file) {
                 Ok(true) => tracing::info!("recovered data/{}/{slug} after a crash", c.desc().dir),
@@ -1189,6 +1256,26 @@ impl Writer {
             }
         }
         Ok(())
+    }
+}
+
+/// The files a restore or an undelete writes or removes. A removed entry's file is converged
+/// by file alone (the empty slug names no entry): removed unless another entry owns it now,
+/// also when the entry itself moved to another file.
+fn restored_files(e: &Event) -> Vec<Dirty> {
+    match e {
+        Event::Restored { removed, put, .. } => removed
+            .iter()
+            .map(|r| (r.category, String::new(), r.file.clone()))
+            .chain(
+                put.iter()
+                    .map(|p| (p.category, p.slug.clone(), p.file.clone())),
+            )
+            .collect(),
+        Event::Undeleted { entry, .. } => {
+            vec![(entry.category, entry.slug.clone(), entry.file.clone())]
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -2,9 +2,11 @@
 //! through ComfyUI. See ARCHITECTURE.md for the map; each folder's `mod.rs` says what it owns.
 
 pub mod app;
+pub mod assistant;
 pub mod cli;
 pub mod engine;
 pub mod handle;
+pub mod history;
 pub mod jobs;
 pub mod library;
 pub mod store;

@@ -1,5 +1,6 @@
 //! Jobs: generation requests resolved against the library into recipes (`request`), the jobs
-//! projection (`projection`), compact recipe encoding (`recipe`), the reactor that runs them
+//! projection (`projection`), compact recipe encoding (`recipe`), specs read back from the
+//! ledger with compact recipes expanded (`spec`), the reactor that runs them
 //! through ComfyUI exactly once (`reactor`), the ComfyUI client (`comfy`) and PNG metadata
 //! (`png`).
 //!
@@ -13,3 +14,4 @@ pub mod projection;
 pub mod reactor;
 pub mod recipe;
 pub mod request;
+pub mod spec;

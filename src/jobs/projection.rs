@@ -108,6 +108,12 @@ pub struct Jobs {
     /// Per library entry, its newest preview: what pages show and sort by without holding
     /// finished jobs (one row per entry, not per job).
     pub previews: BTreeMap<Category, BTreeMap<String, Preview>>,
+    /// Per library entry, its succeeded jobs as (id, request seq), by id: what history lists
+    /// as the images made from each version, and what dates a cover a job made (stale covers).
+    /// 24 bytes a job, not the job.
+    pub made: BTreeMap<Category, BTreeMap<String, Vec<(u128, u64)>>>,
+    /// Runs again: the jobs requested with `retry_of` each job, by that job.
+    pub again: BTreeMap<u128, Vec<u128>>,
 }
 
 /// An entry's newest generated image.
@@ -260,6 +266,32 @@ impl Jobs {
             .find(|s| self.finished_set(*s).is_some_and(|set| set.contains(&id)))
     }
 
+    /// The seq of an unfinished job's request (finished jobs: `made_seq`, or the ledger).
+    pub fn requested_seq(&self, id: u128) -> Option<u64> {
+        self.jobs.get(&id).map(|j| j.requested_seq)
+    }
+
+    /// The succeeded jobs of an entry, (id, request seq), by id.
+    pub fn made(&self, c: Category, slug: &str) -> &[(u128, u64)] {
+        self.made
+            .get(&c)
+            .and_then(|m| m.get(slug))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The request seq of a job that succeeded for `category/slug`.
+    pub fn made_seq(&self, c: Category, slug: &str, job: u128) -> Option<u64> {
+        let made = self.made(c, slug);
+        made.binary_search_by_key(&job, |m| m.0)
+            .ok()
+            .map(|i| made[i].1)
+    }
+
+    /// The jobs requested as runs again of `job`.
+    pub fn runs_again(&self, job: u128) -> &[u128] {
+        self.again.get(&job).map_or(&[], Vec::as_slice)
+    }
+
     /// An entry's newest preview, if any job made one.
     pub fn preview(&self, c: Category, slug: &str) -> Option<&Preview> {
         self.previews.get(&c)?.get(slug)
@@ -312,6 +344,9 @@ impl Jobs {
     /// unfinished map to its finished set.
     pub fn apply(&mut self, seq: u64, at: u64, event: &Event) {
         if let Some((id, info)) = requested(event) {
+            if let Some(of) = info.retry_of {
+                self.again.entry(of).or_default().push(id);
+            }
             self.jobs.insert(id, Job::requested(id, info, seq, at));
             self.queued.insert(id);
             return;
@@ -322,6 +357,17 @@ impl Jobs {
                 let Some(j) = self.jobs.remove(job) else {
                     return;
                 };
+                if let Some((c, slug)) = &j.info.target {
+                    let made = self
+                        .made
+                        .entry(*c)
+                        .or_default()
+                        .entry(slug.clone())
+                        .or_default();
+                    if let Err(i) = made.binary_search_by_key(job, |m| m.0) {
+                        made.insert(i, (*job, j.requested_seq));
+                    }
+                }
                 if let (Some((c, slug)), Some(image)) = (&j.info.target, images.first()) {
                     let shelf = self.previews.entry(*c).or_default();
                     match shelf.get_mut(slug.as_str()) {
@@ -353,14 +399,15 @@ impl Jobs {
             }
             | Event::JobSetAside { job, .. }
             | Event::JobCancelled { job } => {
-                if self.jobs.remove(job).is_some() {
-                    let state = match event {
-                        Event::JobFailed { .. } => JobState::Failed,
-                        Event::JobSetAside { .. } => JobState::SetAside,
-                        _ => JobState::Cancelled,
-                    };
-                    self.finish(*job, state);
+                if self.jobs.remove(job).is_none() {
+                    return;
                 }
+                let state = match event {
+                    Event::JobFailed { .. } => JobState::Failed,
+                    Event::JobSetAside { .. } => JobState::SetAside,
+                    _ => JobState::Cancelled,
+                };
+                self.finish(*job, state);
             }
             Event::JobSubmitted { job, .. } | Event::JobFailed { job, .. } => {
                 let Some(j) = self.jobs.get_mut(job) else {

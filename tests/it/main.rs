@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod assistant;
 mod browser_library;
 mod cli;
 mod comfy;
@@ -11,6 +12,7 @@ mod crash;
 mod engine;
 mod generate;
 mod guard;
+mod history;
 mod jobs;
 mod library;
 mod pages;

@@ -219,18 +219,26 @@ async fn compact_recipes_read_back_as_sent_before_and_after_a_restart() {
         jobs.push((id, done["prompt_id"].as_str().unwrap().to_string()));
     }
     let before = recipes(&g, &jobs).await;
-    for ((_, prompt_id), recipe) in jobs.iter().zip(&before) {
-        assert_eq!(Some(&recipe["workflow"]), c.received(prompt_id).as_ref());
+    for ((id, prompt_id), recipe) in jobs.iter().zip(&before) {
+        // What ComfyUI received is the recipe's graph as sent (the audit derives it).
+        let (_, audit) = g.get(&format!("/api/audit/jobs/{id}")).await;
+        assert_eq!(&audit["recipe"], recipe);
+        assert_eq!(Some(&audit["sent_graph"]), c.received(prompt_id).as_ref());
     }
     let requested = events_of(&g, "job_requested").await;
     let compact = requested
         .iter()
-        .filter(|e| e.get("recipe_base").is_some())
+        .filter(|e| e["spec"]["recipe_patch"].is_object())
         .count();
     assert_eq!(
         compact, 2,
         "the second Tifa and Link are patches: {requested:?}"
     );
+    // Every request, compact or not, shows its recipe's exact text in the event log.
+    for (e, recipe) in requested.iter().zip(&before) {
+        let text = e["spec"]["recipe"].as_str().unwrap();
+        assert_eq!(&serde_json::from_str::<Value>(text).unwrap(), recipe);
+    }
     g.restart();
     assert_eq!(recipes(&g, &jobs).await, before);
     let (_, list) = g.get("/api/jobs?status=done&limit=10").await;
@@ -357,4 +365,130 @@ async fn pages_show_finished_jobs_read_back_from_the_ledger() {
     )
     .await;
     assert_eq!(status, 400, "{v}");
+}
+
+/// History over jobs whose recipes are stored compactly and that have finished (kept as ids
+/// by the jobs projection): audits, recipe diffs, runs again, an entry's images per version,
+/// stale covers, verify, and an export imported into a new ledger that reads every recipe back
+/// the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_reads_finished_jobs_with_compact_recipes() {
+    let c = comfy(0).await;
+    let mut g = gaze_with(&[&c], &[]);
+    let mut jobs = Vec::new();
+    for seed in [11, 12, 13] {
+        let id = generate(
+            &g,
+            json!({"category": "characters", "slug": "tifa_lockhart", "seed": seed, "action": "replace"}),
+        )
+        .await;
+        wait_status(&g, &id, "done", Duration::from_secs(20)).await;
+        jobs.push(id);
+    }
+    let requested = events_of(&g, "job_requested").await;
+    assert!(
+        requested
+            .iter()
+            .filter(|e| e["spec"]["recipe_patch"].is_object())
+            .count()
+            >= 2,
+        "{requested:?}"
+    );
+    let recipes: Vec<Value> = recipes(
+        &g,
+        &jobs
+            .iter()
+            .map(|j| (j.clone(), String::new()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    for (id, recipe) in jobs.iter().zip(&recipes) {
+        let (st, audit) = g.get(&format!("/api/audit/jobs/{id}")).await;
+        assert_eq!(st, 200, "{audit}");
+        assert_eq!(audit["status"], "done");
+        assert_eq!(&audit["recipe"], recipe);
+        assert!(audit["provenance_error"].is_null(), "{audit}");
+        assert_eq!(audit["images"].as_array().unwrap().len(), 1);
+        // Its events, the compact request among them, with the recipe text put back.
+        let text = audit["events"][0]["spec"]["recipe"].as_str().unwrap();
+        assert_eq!(&serde_json::from_str::<Value>(text).unwrap(), recipe);
+    }
+    let (st, d) = g
+        .get(&format!("/api/audit/diff?a={}&b={}", jobs[0], jobs[2]))
+        .await;
+    assert_eq!(st, 200, "{d}");
+    assert!(d.to_string().contains("seed"), "{d}");
+    // Run the newest again exactly: the new recipe equals the old one, and the audit of the
+    // finished original lists the run.
+    let (st, again) = g
+        .post(&format!("/api/jobs/{}/run_again", jobs[2]), "{}")
+        .await;
+    assert!(st == 200 || st == 202, "{again}");
+    let new_job = again["job_id"].as_str().unwrap().to_string();
+    wait_status(&g, &new_job, "done", Duration::from_secs(20)).await;
+    let (_, r) = g.get(&format!("/api/jobs/{new_job}/recipe")).await;
+    assert_eq!(r["recipe"], recipes[2]);
+    let (_, audit) = g.get(&format!("/api/audit/jobs/{}", jobs[2])).await;
+    assert_eq!(audit["run_again"], json!([new_job]));
+    // The entry's history lists every finished job with its image.
+    let (st, h) = g.get("/api/history/characters/tifa_lockhart").await;
+    assert_eq!(st, 200, "{h}");
+    let listed: HashSet<&str> = h["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["images"].as_array().is_some_and(|i| i.len() == 1))
+        .map(|j| j["job_id"].as_str().unwrap())
+        .collect();
+    for id in jobs.iter().chain([&new_job]) {
+        assert!(listed.contains(id.as_str()), "{id} in {h}");
+    }
+    // The cover a finished job made goes stale when the text changes.
+    let (_, tifa) = g.get("/api/library/characters/tifa_lockhart").await;
+    assert_eq!(tifa["stale"], false);
+    let path = g.data().join("characters/tifa_lockhart.json");
+    let mut d: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    d["identity"]["eyes"] = json!("green eyes");
+    let (st, _) = g
+        .put("/api/library/characters/tifa_lockhart", &d.to_string())
+        .await;
+    assert_eq!(st, 200);
+    let (_, stale) = g.get("/api/stale?category=characters").await;
+    assert_eq!(stale["stale"][0]["slug"], "tifa_lockhart", "{stale}");
+    assert_eq!(stale["stale"][0]["cover_job"], new_job.as_str());
+    let (_, v) = g.get("/api/verify").await;
+    assert_eq!(v["ok"], true, "{v}");
+    // Export, import into a new ledger: the same records, and every recipe reads back the same.
+    g.stop();
+    let ledger = gaze::store::ledger::Ledger::open(&g.ledger_dir().join("gaze.redb")).unwrap();
+    let mut export = Vec::new();
+    gaze::history::archive::export(&ledger, 0, true, &mut export).unwrap();
+    let text = String::from_utf8(export.clone()).unwrap();
+    let shown = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["event"]["spec"]["recipe_patch"].is_object())
+        .count();
+    assert!(shown >= 2, "compact requests with --fields");
+    assert!(!text.contains("\"recipe\":null"), "their recipes rebuilt");
+    let copy = g.root().join("copy");
+    let imported = gaze::store::ledger::Ledger::open(&copy.join("gaze.redb")).unwrap();
+    gaze::history::archive::import(&imported, Box::new(std::io::Cursor::new(export))).unwrap();
+    drop(imported);
+    drop(ledger);
+    let mut g2 = Gaze::start(None, &[]);
+    g2.stop();
+    std::fs::remove_dir_all(g2.ledger_dir()).unwrap();
+    std::fs::remove_dir_all(g2.data()).unwrap();
+    crate::support::app::copy_dir(&copy, &g2.ledger_dir());
+    crate::support::app::copy_dir(&g.data(), &g2.data());
+    g2.spawn();
+    for (id, recipe) in jobs.iter().zip(&recipes) {
+        let (st, r) = g2.get(&format!("/api/jobs/{id}/recipe")).await;
+        assert_eq!(st, 200, "{r}");
+        assert_eq!(&r["recipe"], recipe);
+        let (st, audit) = g2.get(&format!("/api/audit/jobs/{id}")).await;
+        assert_eq!(st, 200, "{audit}");
+        assert_eq!(&audit["recipe"], recipe);
+    }
 }

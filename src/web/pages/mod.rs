@@ -2,13 +2,17 @@
 //! shared layout (Bootstrap navbar, flash message, footer scripts) and the helpers every page
 //! family uses; one module per family beside it: `home` (the `/library` overview), `gallery`
 //! (a category's cards), `entry` (an entry's page with live generation), `edit` (forms, raw
-//! JSON, create, clone, delete), `ui` (small partials).
+//! JSON, create, clone, delete), `ui` (small partials), `assistant` ("Create with the
+//! assistant", draft review, bulk runs), `history` (the event log, restore, deleted entries,
+//! stale covers, entry histories, audits).
 //!
 //! Every route is made from `category::DESCRIPTORS`: adding a category adds its pages.
 
+pub mod assistant;
 mod edit;
 mod entry;
 pub mod gallery;
+mod history;
 mod home;
 mod ui;
 
@@ -130,7 +134,9 @@ pub fn routes() -> Router<AppState> {
             r = r.route("/character/{slug}/outfit/{op}", post(entry::outfit_op));
         }
     }
-    r.fallback(not_found)
+    r.merge(assistant::routes())
+        .merge(history::routes())
+        .fallback(not_found)
 }
 
 /// The page frame every page shares: head (versioned assets, the CSRF token for scripts),
@@ -202,6 +208,8 @@ pub fn page(state: &AppState, p: &Page<'_>, body: Markup) -> Markup {
                 }
                 script src=(state.assets.url("vendor/bootstrap-5.3.8/js/bootstrap.bundle.min.js")) {}
                 script src=(state.assets.url("js/app.js")) {}
+                // Tag fields anywhere (`data-tag-autocomplete`) complete from the tag index.
+                script src=(state.assets.url("js/tag-autocomplete.js")) {}
                 @for s in p.scripts {
                     script src=(state.assets.url(&format!("js/{s}"))) {}
                 }

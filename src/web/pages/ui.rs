@@ -49,6 +49,10 @@ pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
                             @let here = section == Some("library");
                             a.nav-link.active[here] href="/library" aria-current=[here.then_some("page")] { "Library" }
                         }
+                        li.nav-item {
+                            @let here = section == Some("history");
+                            a.nav-link.active[here] href="/history" aria-current=[here.then_some("page")] { "History" }
+                        }
                     }
                     div.d-flex.flex-wrap.align-items-center.gap-2.navbar-tools {
                         (checkpoint_form(s, &lib))
