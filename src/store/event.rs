@@ -41,6 +41,15 @@ pub enum Source {
     Assistant { draft_id: String },
     /// Made for a model file found on disk with no JSON (checkpoint defaults).
     Discovered,
+    // ---- workshop (issue 9) ----
+    /// Turned from another kind of entry by the transfer page: the source entry, its version
+    /// (seq) at the time, and for a character's wardrobe outfit, the outfit's name.
+    Transfer {
+        category: Category,
+        slug: String,
+        version: u64,
+        part: Option<String>,
+    },
 }
 
 /// A library document as carried by events: the exact bytes of its JSON file, plus the fields
@@ -201,6 +210,51 @@ pub enum Event {
         slug: String,
         on: bool,
     },
+    // ---- workshop (issue 9) ----
+    /// An image was starred (or unstarred) in the image gallery. `path` is the image as events
+    /// name images (`uploads/<category>/<slug>/…`).
+    ImageFavouriteSet {
+        path: String,
+        on: bool,
+    },
+    /// An image was deleted from the gallery; its file is removed once this is committed. The
+    /// job that made it (if any) and that job's recipe stay in the ledger.
+    ImageDeleted {
+        path: String,
+        job: Option<u128>,
+    },
+    /// A strengths sweep was started: the jobs of one batch (`sweep`), each made at the
+    /// weight(s) of its cell, everything else fixed.
+    StrengthsSwept {
+        sweep: u128,
+        target: (Category, String),
+        /// The generation request every cell shares, as JSON text (its seed is fixed).
+        request: String,
+        /// The swept axes as JSON text: `{"x": {"slot", "source", "min", "max", "step"}, "y": …}`.
+        axes: String,
+        cells: Vec<SweepCell>,
+    },
+    /// An entry (or one outfit of a character's wardrobe, `from_part`) was turned into another
+    /// kind: a new entry, or an outfit added to a character's wardrobe (`to_part`). `unmapped`
+    /// names the source fields that had no place in the new kind (shown to the user, kept here).
+    EntryTransferred {
+        from: Category,
+        from_slug: String,
+        from_version: u64,
+        from_part: Option<String>,
+        to: Category,
+        to_slug: String,
+        to_part: Option<String>,
+        unmapped: Vec<String>,
+    },
+}
+
+/// One cell of a strengths sweep: its job and the weight(s) it is made at. Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct SweepCell {
+    pub job: u128,
+    pub x: f64,
+    pub y: Option<f64>,
 }
 
 /// What a job is for and how to run it. Frozen shape (see `Event`).
@@ -251,6 +305,10 @@ impl Event {
             Event::WorkflowSynced { .. } => "workflow_synced",
             Event::WorkflowRefused { .. } => "workflow_refused",
             Event::FavouriteSet { .. } => "favourite_set",
+            Event::ImageFavouriteSet { .. } => "image_favourite_set",
+            Event::ImageDeleted { .. } => "image_deleted",
+            Event::StrengthsSwept { .. } => "strengths_swept",
+            Event::EntryTransferred { .. } => "entry_transferred",
         }
     }
 
@@ -278,6 +336,11 @@ impl Event {
             | Event::CoverSet { category, slug, .. }
             | Event::DefaultFieldsSaved { category, slug, .. }
             | Event::FavouriteSet { category, slug, .. } => Some((*category, slug)),
+            Event::StrengthsSwept {
+                target: (category, slug),
+                ..
+            } => Some((*category, slug)),
+            Event::EntryTransferred { to, to_slug, .. } => Some((*to, to_slug)),
             _ => None,
         }
     }
@@ -285,6 +348,9 @@ impl Event {
     /// The event as a JSON object for the API: its fields plus `type`. Document bodies are
     /// summarised (id, name, byte length) to keep event listings small.
     pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        if let Some(map) = self.workshop_json() {
+            return map;
+        }
         let mut map = match serde_json::to_value(self) {
             Ok(serde_json::Value::Object(outer)) => match outer.into_iter().next() {
                 Some((_, serde_json::Value::Object(inner))) => inner,
@@ -325,6 +391,53 @@ impl Event {
         }
         map.insert("type".into(), self.kind().into());
         map
+    }
+
+    /// The API form of the workshop's events, whose ids (u128) JSON numbers cannot hold.
+    fn workshop_json(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        use serde_json::json;
+        let ulid = |id: u128| ulid::Ulid::from(id).to_string();
+        let v = match self {
+            Event::ImageFavouriteSet { path, on } => json!({"path": path, "on": on}),
+            Event::ImageDeleted { path, job } => json!({"path": path, "job": job.map(ulid)}),
+            Event::StrengthsSwept {
+                sweep,
+                target,
+                request,
+                axes,
+                cells,
+            } => json!({
+                "sweep": ulid(*sweep),
+                "target": format!("{}/{}", target.0.key(), target.1),
+                "request": serde_json::from_str::<serde_json::Value>(request).unwrap_or_default(),
+                "axes": serde_json::from_str::<serde_json::Value>(axes).unwrap_or_default(),
+                "cells": cells.iter().map(|c| json!({"job": ulid(c.job), "x": c.x, "y": c.y})).collect::<Vec<_>>(),
+            }),
+            Event::EntryTransferred {
+                from,
+                from_slug,
+                from_version,
+                from_part,
+                to,
+                to_slug,
+                to_part,
+                unmapped,
+            } => json!({
+                "from": format!("{}/{from_slug}", from.key()),
+                "from_version": from_version,
+                "from_part": from_part,
+                "to": format!("{}/{to_slug}", to.key()),
+                "to_part": to_part,
+                "unmapped": unmapped,
+                "category": to.key(),
+            }),
+            _ => return None,
+        };
+        let serde_json::Value::Object(mut map) = v else {
+            return None;
+        };
+        map.insert("type".into(), self.kind().into());
+        Some(map)
     }
 
     fn id_field(&self, key: &str) -> Option<u128> {
@@ -577,6 +690,54 @@ mod tests {
                 slug: "s".into(),
                 on: true,
             },
+            Event::ImageFavouriteSet {
+                path: "uploads/characters/s/x_0.png".into(),
+                on: true,
+            },
+            Event::ImageDeleted {
+                path: "uploads/characters/s/x_0.png".into(),
+                job: Some(7),
+            },
+            Event::StrengthsSwept {
+                sweep: 9,
+                target: (Category::Outfits, "maid".into()),
+                request: "{\"category\":\"outfits\",\"slug\":\"maid\",\"seed\":5}".into(),
+                axes: "{\"x\":{\"slot\":\"outfit\",\"min\":0.2,\"max\":1.0,\"step\":0.4}}".into(),
+                cells: vec![
+                    SweepCell {
+                        job: 21,
+                        x: 0.2,
+                        y: None,
+                    },
+                    SweepCell {
+                        job: 22,
+                        x: 0.6,
+                        y: Some(0.5),
+                    },
+                ],
+            },
+            Event::EntryTransferred {
+                from: c,
+                from_slug: "s".into(),
+                from_version: 12,
+                from_part: Some("default".into()),
+                to: Category::Outfits,
+                to_slug: "s_default".into(),
+                to_part: None,
+                unmapped: vec!["wardrobe::hands".into()],
+            },
+            Event::DocumentCreated {
+                category: Category::Outfits,
+                slug: "s_default".into(),
+                file: "s_default.json".into(),
+                body: body("d"),
+                source: Source::Transfer {
+                    category: c,
+                    slug: "s".into(),
+                    version: 12,
+                    part: Some("default".into()),
+                },
+            },
         ];
         for e in &all {
             match e {
@@ -604,7 +765,11 @@ mod tests {
                 | Event::EndlessStopped { .. }
                 | Event::WorkflowSynced { .. }
                 | Event::WorkflowRefused { .. }
-                | Event::FavouriteSet { .. } => {}
+                | Event::FavouriteSet { .. }
+                | Event::ImageFavouriteSet { .. }
+                | Event::ImageDeleted { .. }
+                | Event::StrengthsSwept { .. }
+                | Event::EntryTransferred { .. } => {}
             }
         }
         all
