@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod engine;
+pub mod gallery;
 pub mod handle;
 pub mod jobs;
 pub mod library;
