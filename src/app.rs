@@ -118,12 +118,17 @@ pub async fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr));
     crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
+    state.images.clone().start();
+    let images = state.images.clone();
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;
-    tokio::task::spawn_blocking(move || handle.snapshot_now())
-        .await
-        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        handle.snapshot_now();
+        images.save();
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     served
 }
 

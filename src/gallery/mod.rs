@@ -43,6 +43,9 @@ pub struct Images {
     scanning: AtomicBool,
     /// How the index was built at start-up, for the settings page and the benchmark.
     pub built: Mutex<Option<Built>>,
+    /// One flag per directory that readers derive from elsewhere (the pages: "belongs to an
+    /// NSFW entry"), kept until the key they were made for changes.
+    dir_flags: Mutex<Option<(u64, usize, Arc<Vec<bool>>)>>,
 }
 
 /// How the index came to be at start-up.
@@ -97,7 +100,28 @@ impl Images {
             saved_at_change: AtomicU64::new(0),
             scanning: AtomicBool::new(false),
             built: Mutex::new(None),
+            dir_flags: Mutex::new(None),
         }
+    }
+
+    /// A flag per directory of the index, made by `make` and kept while `key` and the number of
+    /// directories stay the same.
+    pub fn dir_flags(
+        &self,
+        key: u64,
+        dirs: usize,
+        make: impl FnOnce() -> Vec<bool>,
+    ) -> Arc<Vec<bool>> {
+        let mut cache = lock(&self.dir_flags);
+        if let Some((k, n, flags)) = cache.as_ref()
+            && *k == key
+            && *n == dirs
+        {
+            return flags.clone();
+        }
+        let flags = Arc::new(make());
+        *cache = Some((key, dirs, flags.clone()));
+        flags
     }
 
     /// The cache file's place for a ledger file.

@@ -2,14 +2,19 @@
 //! shared layout (Bootstrap navbar, flash message, footer scripts) and the helpers every page
 //! family uses; one module per family beside it: `home` (the `/library` overview), `gallery`
 //! (a category's cards), `entry` (an entry's page with live generation), `edit` (forms, raw
-//! JSON, create, clone, delete), `ui` (small partials).
+//! JSON, create, clone, delete), `ui` (small partials); the workshop: `generator` (mix and
+//! match), `images` (the image gallery and image view), `strengths` (LoRA weight sweeps),
+//! `transfer` (one kind of entry into another), `queue`, `settings`, `search`.
 //!
 //! Every route is made from `category::DESCRIPTORS`: adding a category adds its pages.
 
 mod edit;
 mod entry;
 pub mod gallery;
+pub mod generator;
 mod home;
+pub mod images;
+pub mod search;
 mod ui;
 
 use super::AppState;
@@ -130,7 +135,10 @@ pub fn routes() -> Router<AppState> {
             r = r.route("/character/{slug}/outfit/{op}", post(entry::outfit_op));
         }
     }
-    r.fallback(not_found)
+    r.merge(images::routes())
+        .merge(generator::routes())
+        .merge(search::routes())
+        .fallback(not_found)
 }
 
 /// The page frame every page shares: head (versioned assets, the CSRF token for scripts),
