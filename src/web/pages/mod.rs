@@ -14,7 +14,11 @@ pub mod gallery;
 pub mod generator;
 mod home;
 pub mod images;
+mod queue;
 pub mod search;
+mod settings;
+mod strengths;
+mod transfer;
 mod ui;
 
 use super::AppState;
@@ -137,6 +141,10 @@ pub fn routes() -> Router<AppState> {
     }
     r.merge(images::routes())
         .merge(generator::routes())
+        .merge(strengths::routes())
+        .merge(transfer::routes())
+        .merge(queue::routes())
+        .merge(settings::routes())
         .merge(search::routes())
         .fallback(not_found)
 }
