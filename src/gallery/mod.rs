@@ -45,8 +45,11 @@ pub struct Images {
     pub built: Mutex<Option<Built>>,
     /// One flag per directory that readers derive from elsewhere (the pages: "belongs to an
     /// NSFW entry"), kept until the key they were made for changes.
-    dir_flags: Mutex<Option<(u64, usize, Arc<Vec<bool>>)>>,
+    dir_flags: Mutex<Option<DirFlags>>,
 }
+
+/// Directory flags and the (key, directory count) they were made for.
+type DirFlags = (u64, usize, Arc<Vec<bool>>);
 
 /// How the index came to be at start-up.
 #[derive(Clone, Debug)]

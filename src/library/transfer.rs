@@ -556,7 +556,7 @@ pub fn rule_fields_exist(r: &Rule) -> Result<(), String> {
         if !known(r.from, f) {
             return Err(format!("{} has no field {f}", r.from.key()));
         }
-        if !known(r.to, t) && !(r.to == Kind::Entry(Looks) && *t == "character_id") {
+        if !known(r.to, t) {
             return Err(format!("{} has no field {t}", r.to.key()));
         }
     }

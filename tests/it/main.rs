@@ -5,6 +5,7 @@
 mod support;
 
 mod browser_library;
+mod browser_workshop;
 mod cli;
 mod comfy;
 mod crash;
@@ -19,3 +20,4 @@ mod sync;
 mod template;
 mod thumbs;
 mod tidy;
+mod workshop;

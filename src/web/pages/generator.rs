@@ -666,8 +666,8 @@ pub fn body(s: &AppState, q: &HashMap<String, String>) -> Markup {
                                     h3.accordion-header {
                                         button.accordion-button.collapsed[!open] type="button" data-bs-toggle="collapse"
                                             data-bs-target={ "#mix-" (d.key) } aria-expanded=(open) aria-controls={ "mix-" (d.key) } {
-                                            span.me-auto { (d.title) }
-                                            span.badge.text-bg-primary.me-2.mix-badge data-mix-count=(d.key) hidden[mix_count(c) == 0] { (mix_count(c)) }
+                                            span { (d.title) }
+                                            span.badge.text-bg-primary.mix-badge data-mix-count=(d.key) hidden[mix_count(c) == 0] { (mix_count(c)) }
                                         }
                                     }
                                     div.accordion-collapse.collapse.show[open] id={ "mix-" (d.key) } data-bs-parent="#mix" {

@@ -345,15 +345,15 @@ pub fn gallery_body(s: &AppState, q: &HashMap<String, String>) -> Markup {
                     title="Look for images under the uploads folder that no event names" { "Rescan uploads" }
             }
         }
-        form.row.g-2.align-items-end.mb-3.gallery-filters method="get" action="/gallery" role="search" data-filters {
+        form.row.g-2.align-items-end.mb-3.gallery-filters #gallery-filters method="get" action="/gallery" role="search" data-filters {
             @if !v.entry.is_empty() {
                 input type="hidden" name="entry" value=(v.entry);
             }
-            div.col-12.col-md-3 {
+            div.col-12.col-md-4.col-lg-2 {
                 label.form-label.small for="g-q" { "Prompt words" }
                 input.form-control.form-control-sm #g-q type="search" name="q" value=(v.q) placeholder="e.g. silver hair";
             }
-            div.col-6.col-md-2 {
+            div.col-6.col-md-4.col-lg-2 {
                 label.form-label.small for="g-category" { "Category" }
                 select.form-select.form-select-sm #g-category name="category" data-autosubmit {
                     option value="" selected[v.category.is_empty()] { "All" }
@@ -363,7 +363,7 @@ pub fn gallery_body(s: &AppState, q: &HashMap<String, String>) -> Markup {
                     option value="none" selected[v.category == "none"] { "Generator (no entry)" }
                 }
             }
-            div.col-6.col-md-1 {
+            div.col-6.col-md-4.col-lg-1 {
                 label.form-label.small for="g-kind" { "Kind" }
                 select.form-select.form-select-sm #g-kind name="kind" data-autosubmit {
                     option value="" selected[v.kind.is_empty()] { "All" }
@@ -372,22 +372,22 @@ pub fn gallery_body(s: &AppState, q: &HashMap<String, String>) -> Markup {
                     option value="untracked" selected[v.kind == "untracked"] { "Found on disk" }
                 }
             }
-            div.col-6.col-md-2 {
+            div.col-6.col-md-3.col-lg-2 {
                 label.form-label.small for="g-from" { "From" }
                 input.form-control.form-control-sm #g-from type="date" name="from" value=(v.from);
             }
-            div.col-6.col-md-2 {
+            div.col-6.col-md-3.col-lg-2 {
                 label.form-label.small for="g-to" { "To" }
                 input.form-control.form-control-sm #g-to type="date" name="to" value=(v.to);
             }
-            div.col-4.col-md-1 {
+            div.col-6.col-md-3.col-lg-1 {
                 label.form-label.small for="g-sort" { "Order" }
                 select.form-select.form-select-sm #g-sort name="sort" data-autosubmit {
                     option value="newest" selected[v.sort == "newest"] { "Newest" }
                     option value="oldest" selected[v.sort == "oldest"] { "Oldest" }
                 }
             }
-            div.col-4.col-md-1 {
+            div.col-6.col-md-3.col-lg-1 {
                 label.form-label.small for="g-nsfw" { "NSFW" }
                 select.form-select.form-select-sm #g-nsfw name="nsfw" data-autosubmit {
                     option value="show" selected[v.nsfw == "show"] { "Shown" }
@@ -395,15 +395,7 @@ pub fn gallery_body(s: &AppState, q: &HashMap<String, String>) -> Markup {
                     option value="hide" selected[v.nsfw == "hide"] { "Hidden" }
                 }
             }
-            div.col-4.col-md-auto {
-                label.form-label.small for="g-per" { "Per page" }
-                select.form-select.form-select-sm #g-per name="per" data-autosubmit {
-                    @for n in PER_PAGE {
-                        option value=(n) selected[v.per == n] { (n) }
-                    }
-                }
-            }
-            div.col-12.col-md-auto.d-flex.align-items-center.gap-2 {
+            div.col-12.col-lg-auto.d-flex.align-items-center.gap-2 {
                 div.form-check.small.mb-0 {
                     input.form-check-input #g-fav type="checkbox" name="fav" value="1" checked[v.favourites] data-autosubmit;
                     label.form-check-label for="g-fav" { "★ only" }
@@ -417,10 +409,18 @@ pub fn gallery_body(s: &AppState, q: &HashMap<String, String>) -> Markup {
                 a href=(without_entry) { "all images" }
             }
         }
-        p.small.text-body-secondary #result-count {
-            (total) " of " (ix.len()) " images"
-            @if pages > 1 { " · page " (v.page) " of " (pages) }
-            @if pending > 0 { " · " (pending) " still being indexed by their prompt" }
+        div.d-flex.flex-wrap.align-items-center.gap-2.mb-2 {
+            p.small.text-body-secondary.mb-0.me-auto #result-count {
+                (total) " of " (ix.len()) " images"
+                @if pages > 1 { " · page " (v.page) " of " (pages) }
+                @if pending > 0 { " · " (pending) " still being indexed by their prompt" }
+            }
+            label.small.text-body-secondary for="g-per" { "Per page" }
+            select.form-select.form-select-sm.w-auto #g-per name="per" form="gallery-filters" data-autosubmit {
+                @for n in PER_PAGE {
+                    option value=(n) selected[v.per == n] { (n) }
+                }
+            }
         }
         @if ids.is_empty() {
             div.text-center.text-body-secondary.py-5.empty {
@@ -436,7 +436,7 @@ pub fn gallery_body(s: &AppState, q: &HashMap<String, String>) -> Markup {
             (csrf_field(s))
             input type="hidden" name="back" value=(here);
         }
-        div.image-grid.row.g-2 .density-compact[dens == "compact"] .density-large[dens == "large"] data-images {
+        div.image-grid .density-compact[dens == "compact"] .density-large[dens == "large"] data-images {
             @for &id in &ids {
                 (tile(&ix, &lib, &nsfw, id, &v.nsfw, &view_query, width))
             }
@@ -473,7 +473,7 @@ fn tile(
         if fav { 0 } else { 1 }
     );
     html! {
-        div.col {
+        div.image-cell {
             figure.image-tile.mb-0.nsfw-blur[blur] data-path=(path) id={ "img-" (id) } {
                 a.thumb-link href=(href) data-image-link {
                     img.tile-img src=(thumb_url(&path, width)) alt={ "Image of " (label) } loading="lazy" decoding="async";
@@ -485,8 +485,9 @@ fn tile(
                 @if r.has(index::MISSING) {
                     span.badge.text-bg-warning.tile-badge { "file missing" }
                 }
-                figcaption.small.text-truncate.px-1 {
-                    (label) " · " span.text-body-secondary { (time_text(r.at)) }
+                figcaption.small.px-1 {
+                    span.d-block.text-truncate { (label) }
+                    span.d-block.text-truncate.text-body-secondary { (time_text(r.at)) }
                 }
             }
         }
@@ -821,7 +822,7 @@ fn image_body(s: &AppState, q: &HashMap<String, String>) -> Option<Markup> {
                                         @let pretty = serde_json::from_str::<Value>(text).ok().and_then(|v| serde_json::to_string_pretty(&v).ok());
                                         details.mb-1 open[key == "parameters" || key == "gaze"] data-chunk=(key) {
                                             summary { code { (key) } " " span.text-body-secondary { (text.len()) " bytes" } }
-                                            pre.meta-text.mb-1 { (pretty.as_deref().unwrap_or(text)) }
+                                            pre.meta-text.mb-1 tabindex="0" aria-label={ "The " (key) " chunk" } { (pretty.as_deref().unwrap_or(text)) }
                                         }
                                     }
                                 }

@@ -79,13 +79,17 @@ fn badge(state: JobState) -> (&'static str, &'static str) {
 /// One job's row.
 fn row(s: &AppState, lib: &Library, j: &Job, position: Option<usize>) -> Markup {
     let id = id_text(j.id);
-    let (word, cls) = badge(j.state);
+    let (mut word, cls) = badge(j.state);
     let waiting = (j.state == JobState::Queued)
         .then(|| s.live.as_ref().and_then(|l| l.waiting(j.id)))
         .flatten();
     let progress = (j.state == JobState::Submitted)
         .then(|| s.live.as_ref().and_then(|l| l.progress(j.id)))
         .flatten();
+    if j.state == JobState::Submitted && progress.is_none() {
+        // Sent, but ComfyUI has not started it (it waits in ComfyUI's own queue).
+        word = "at ComfyUI";
+    }
     let target = j.info.target.as_ref().map(|(c, slug)| {
         let name = lib.get(*c, slug).map_or(slug.clone(), |e| e.name.clone());
         (format!("/{}/{slug}", c.desc().singular), name, *c)

@@ -177,9 +177,9 @@ fn body(s: &AppState, lib: &Library, q: &HashMap<String, String>) -> Markup {
                                 }
                                 fieldset.row.g-2.mb-2 {
                                     legend.form-label.small.mb-0 { "Its weight" }
-                                    div.col-4 { label.form-label.small for="sw-min" { "From" } input.form-control.form-control-sm #sw-min type="number" name="min" step="0.05" value="0.2"; }
-                                    div.col-4 { label.form-label.small for="sw-max" { "To" } input.form-control.form-control-sm #sw-max type="number" name="max" step="0.05" value="1"; }
-                                    div.col-4 { label.form-label.small for="sw-step" { "Step" } input.form-control.form-control-sm #sw-step type="number" name="step" step="0.05" min="0.01" value="0.2"; }
+                                    div.col-4 { label.form-label.small for="sw-min" { "From" } input.form-control.form-control-sm #sw-min type="number" name="min" step="any" value="0.2"; }
+                                    div.col-4 { label.form-label.small for="sw-max" { "To" } input.form-control.form-control-sm #sw-max type="number" name="max" step="any" value="1"; }
+                                    div.col-4 { label.form-label.small for="sw-step" { "Step" } input.form-control.form-control-sm #sw-step type="number" name="step" step="any" min="0.01" value="0.2"; }
                                 }
                                 fieldset.mb-2.border.rounded.p-2 {
                                     legend.form-label.small.mb-1.float-none.w-auto.px-1 { "Second axis (optional)" }
@@ -187,15 +187,17 @@ fn body(s: &AppState, lib: &Library, q: &HashMap<String, String>) -> Markup {
                                     (lora_picker("y_with", "sw-y", &seconds, None,
                                         &[("", "— nothing: one row —"), ("character", "the character's LoRA")]))
                                     div.row.g-2.mt-1 {
-                                        div.col-4 { label.form-label.small for="sw-ymin" { "From" } input.form-control.form-control-sm #sw-ymin type="number" name="y_min" step="0.05" value="0.4"; }
-                                        div.col-4 { label.form-label.small for="sw-ymax" { "To" } input.form-control.form-control-sm #sw-ymax type="number" name="y_max" step="0.05" value="1"; }
-                                        div.col-4 { label.form-label.small for="sw-ystep" { "Step" } input.form-control.form-control-sm #sw-ystep type="number" name="y_step" step="0.05" min="0.01" value="0.3"; }
+                                        div.col-4 { label.form-label.small for="sw-ymin" { "From" } input.form-control.form-control-sm #sw-ymin type="number" name="y_min" step="any" value="0.4"; }
+                                        div.col-4 { label.form-label.small for="sw-ymax" { "To" } input.form-control.form-control-sm #sw-ymax type="number" name="y_max" step="any" value="1"; }
+                                        div.col-4 { label.form-label.small for="sw-ystep" { "Step" } input.form-control.form-control-sm #sw-ystep type="number" name="y_step" step="any" min="0.01" value="0.3"; }
                                     }
                                 }
                                 div.row.g-2.mb-3 {
                                     div.col-12.col-md-4 {
-                                        label.form-label.small for="sw-seed" { "Seed (the same for every image)" }
-                                        input.form-control.form-control-sm #sw-seed type="number" name="seed" min="0" value=(seed) required;
+                                        label.form-label.small for="sw-seed" { "Seed" }
+                                        input.form-control.form-control-sm #sw-seed type="number" name="seed" min="0" value=(seed) required
+                                            aria-describedby="sw-seed-help";
+                                        div.form-text #sw-seed-help { "The same for every image" }
                                     }
                                     div.col-12.col-md-8 {
                                         label.form-label.small for="sw-checkpoint" { "Checkpoint" }

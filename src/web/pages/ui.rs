@@ -61,11 +61,6 @@ pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
         .collect();
     let more_here = more.iter().any(|(_, k, _)| section == Some(*k));
     let workshop_here = WORKSHOP.iter().any(|(k, _, _)| section == Some(*k));
-    let search_value = if section == Some("search") {
-        None
-    } else {
-        Some("")
-    };
     html! {
         nav.navbar.navbar-expand-xl.bg-body-tertiary.border-bottom.sticky-top aria-label="Main" {
             div.container-fluid {
@@ -108,7 +103,7 @@ pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
                     div.d-flex.flex-wrap.flex-xl-nowrap.align-items-center.gap-2.navbar-tools {
                         form.nav-search.position-relative role="search" method="get" action="/search" data-nav-search {
                             label.visually-hidden for="nav-q" { "Search entries and images" }
-                            input.form-control.form-control-sm #nav-q type="search" name="q" value=[search_value]
+                            input.form-control.form-control-sm #nav-q type="search" name="q"
                                 placeholder="Search  /" autocomplete="off" aria-keyshortcuts="/"
                                 aria-controls="nav-results" title="Search entries and images (press / to focus)";
                             div.nav-results.dropdown-menu.p-0 #nav-results aria-live="polite" {}
