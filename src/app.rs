@@ -115,14 +115,28 @@ pub async fn serve(
             ..Default::default()
         },
     )?;
+    let assistant = crate::assistant::Service::start(
+        &handle,
+        &config.data,
+        &config.ledger,
+        config.loras.clone(),
+    )
+    .await?;
+    let url_file = server_url_file(&config.ledger);
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr));
+    let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr))
+        .with_assistant(assistant);
     crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
     state.images.clone().start();
     let images = state.images.clone();
+    // `gaze mcp library` finds a server that holds the ledger through this file.
+    if let Err(e) = std::fs::write(&url_file, format!("http://{addr}\n")) {
+        tracing::warn!("could not write {}: {e}", url_file.display());
+    }
     // Tests and scripts read this line to find the port.
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;
+    let _ = std::fs::remove_file(&url_file);
     tokio::task::spawn_blocking(move || {
         handle.snapshot_now();
         images.save();
@@ -130,6 +144,11 @@ pub async fn serve(
     .await
     .map_err(|e| e.to_string())?;
     served
+}
+
+/// Where a running server notes its URL: beside the ledger file (`ledger/gaze.url`).
+pub fn server_url_file(ledger_file: &std::path::Path) -> std::path::PathBuf {
+    ledger_file.with_extension("url")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

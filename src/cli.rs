@@ -33,6 +33,74 @@ pub enum Cmd {
     Preview(PreviewArgs),
     /// Write a synthetic library (N documents per category) for benchmarks and experiments.
     Synth(SynthArgs),
+    /// Serve an MCP server over stdio (logs go to stderr).
+    #[command(subcommand)]
+    Mcp(McpCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum McpCmd {
+    /// The Danbooru tag tools: search_tags, validate_tags, suggest_tags.
+    Tags(McpTagsArgs),
+    /// The library: list, search and read entries, preview and queue generations, read jobs,
+    /// create and edit entries. Opens the ledger itself, or, when a running `gaze serve`
+    /// holds it, relays to that server's /mcp/library.
+    Library(McpLibraryArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct McpTagsArgs {
+    /// The tag list (name,type,post count,aliases).
+    #[arg(
+        long,
+        env = "GAZE_TAGS",
+        default_value = "data/danbooru-tags.csv",
+        value_name = "FILE"
+    )]
+    pub tags: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct McpLibraryArgs {
+    /// The library's JSON folders (used when no server holds the ledger).
+    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// The ledger folder (holding gaze.redb) or a .redb file.
+    #[arg(
+        long,
+        env = "GAZE_LEDGER",
+        default_value = "ledger",
+        value_name = "DIR|FILE"
+    )]
+    pub ledger: PathBuf,
+    /// Where covers and generated images are kept.
+    #[arg(
+        long,
+        env = "GAZE_UPLOADS",
+        default_value = "static/uploads",
+        value_name = "DIR"
+    )]
+    pub uploads: PathBuf,
+    /// Relay to this running server's /mcp/library instead of opening the ledger
+    /// (default: the server that holds the ledger, found through ledger/gaze.url).
+    #[arg(long, env = "GAZE_URL", value_name = "URL")]
+    pub url: Option<String>,
+}
+
+impl McpLibraryArgs {
+    /// The ledger file these flags name.
+    pub fn ledger_file(&self) -> PathBuf {
+        ledger_file(self.ledger.clone())
+    }
+
+    /// A `Config` for opening the ledger directly (no server, no watcher).
+    pub fn config(&self) -> Result<Config, clap::Error> {
+        let mut c = ServeArgs::parse_from_args(&["--no-watch"])?.into_config();
+        c.data = self.data.clone();
+        c.ledger = self.ledger_file();
+        c.uploads = self.uploads.clone();
+        Ok(c)
+    }
 }
 
 #[derive(Args, Debug, Clone)]

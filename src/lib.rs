@@ -2,6 +2,7 @@
 //! through ComfyUI. See ARCHITECTURE.md for the map; each folder's `mod.rs` says what it owns.
 
 pub mod app;
+pub mod assistant;
 pub mod cli;
 pub mod engine;
 pub mod gallery;

@@ -1,7 +1,7 @@
 //! The `gaze` binary: parses the command line (clap) and hands each sub-command to the library.
 
 use clap::Parser;
-use gaze::cli::{Cli, Cmd, PreviewArgs, ServeArgs, SynthArgs};
+use gaze::cli::{Cli, Cmd, McpCmd, McpLibraryArgs, McpTagsArgs, PreviewArgs, ServeArgs, SynthArgs};
 
 /// mimalloc: prompt and workflow building allocate many small strings and maps; it roughly
 /// halves their cost against glibc's allocator (see `cargo bench --bench engine`).
@@ -16,6 +16,8 @@ fn main() -> std::process::ExitCode {
         Some(Cmd::Serve(args)) => serve(args),
         Some(Cmd::Preview(args)) => preview(&args),
         Some(Cmd::Synth(args)) => synth(&args),
+        Some(Cmd::Mcp(McpCmd::Tags(args))) => mcp_tags(&args),
+        Some(Cmd::Mcp(McpCmd::Library(args))) => mcp_library(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -45,6 +47,72 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
         gaze::app::serve(config, listener, gaze::app::shutdown_signal()).await
     })
+}
+
+/// Logs to stderr only: stdout carries the MCP protocol.
+fn stderr_logs(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn mcp_tags(args: &McpTagsArgs) -> Result<(), String> {
+    stderr_logs("gaze=warn");
+    let index = std::sync::Arc::new(gaze::assistant::tags::TagIndex::load(&args.tags)?);
+    runtime()?.block_on(gaze::assistant::tag_server::serve_stdio(index))
+}
+
+fn mcp_library(args: &McpLibraryArgs) -> Result<(), String> {
+    stderr_logs("gaze=warn");
+    let ledger = args.ledger_file();
+    let rt = runtime()?;
+    if let Some(url) = &args.url {
+        return rt.block_on(gaze::assistant::library_server::bridge_stdio(&mcp_url(url)));
+    }
+    let config = args.config().map_err(|e| e.to_string())?;
+    match gaze::app::open(&config) {
+        Ok(handle) => {
+            let served = rt.block_on(gaze::assistant::library_server::serve_stdio(handle.clone()));
+            handle.snapshot_now();
+            served
+        }
+        // A running server holds the ledger: relay to it.
+        Err(e) if e.contains("already open") || e.contains("in use") => {
+            let file = gaze::app::server_url_file(&ledger);
+            let url = std::fs::read_to_string(&file).map_err(|_| {
+                format!(
+                    "{e}; and {} does not say where that server listens (pass --url)",
+                    file.display()
+                )
+            })?;
+            rt.block_on(gaze::assistant::library_server::bridge_stdio(&mcp_url(
+                url.trim(),
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A server's base URL (or its /mcp/library URL) as the library endpoint.
+fn mcp_url(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    if url.ends_with("/mcp/library") {
+        url.to_string()
+    } else {
+        format!("{url}/mcp/library")
+    }
 }
 
 fn synth(args: &SynthArgs) -> Result<(), String> {

@@ -5,7 +5,7 @@
 use crate::jobs::projection::JobState;
 use crate::library::category::{Category, SlugRule, slugify};
 use crate::library::projection::Library;
-use crate::store::event::{DocBody, Event, JobSpec, Source, SweepCell, content_hash};
+use crate::store::event::{DocBody, Draft, Event, JobSpec, Source, SweepCell, content_hash};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -118,6 +118,27 @@ pub enum Command {
     /// meanwhile, the entry deleted) are dropped rather than refused.
     Record {
         events: Vec<Event>,
+    },
+    /// Record an assistant draft. With `create` (a bulk run), the entry is created from it in
+    /// the same commit, its id made unique if taken; if it cannot be created the bulk item is
+    /// recorded as failed instead, and the draft is kept for a human to accept.
+    RecordDraft {
+        draft: u128,
+        made: Box<Draft>,
+        create: bool,
+    },
+    StartBulk {
+        batch: u128,
+        category: Category,
+        loras: Vec<String>,
+    },
+    FailBulkItem {
+        batch: u128,
+        lora: String,
+        error: String,
+    },
+    CancelBulk {
+        batch: u128,
     },
     // ---- workshop (issue 9) ----
     /// Star or unstar an image of the gallery (the caller checked that the image exists).
@@ -483,7 +504,152 @@ pub fn decide(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
         | Command::StartEndless { .. }
         | Command::StopEndless { .. }
         | Command::Record { .. } => decide_jobs(lib, cmd),
+        Command::RecordDraft {
+            draft,
+            made,
+            create,
+        } => decide_draft(lib, *draft, made, *create),
+        Command::StartBulk {
+            batch,
+            category,
+            loras,
+        } => {
+            if lib.assistant.batches.contains_key(batch) {
+                return Err(Refusal::Conflict(format!(
+                    "bulk run {} exists",
+                    job_id_text(*batch)
+                )));
+            }
+            if loras.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(vec![Event::BulkStarted {
+                batch: *batch,
+                category: *category,
+                loras: loras.clone(),
+            }])
+        }
+        Command::FailBulkItem { batch, lora, error } => {
+            let pending = lib
+                .assistant
+                .batches
+                .get(batch)
+                .is_some_and(|b| b.pending().any(|l| l == lora));
+            Ok(if pending {
+                vec![Event::BulkItemFailed {
+                    batch: *batch,
+                    lora: lora.clone(),
+                    error: error.clone(),
+                }]
+            } else {
+                Vec::new()
+            })
+        }
+        Command::CancelBulk { batch } => {
+            let b =
+                lib.assistant.batches.get(batch).ok_or_else(|| {
+                    Refusal::NotFound(format!("no bulk run {}", job_id_text(*batch)))
+                })?;
+            if !b.is_active() {
+                return Err(Refusal::Conflict(format!(
+                    "bulk run {} is already {}",
+                    job_id_text(*batch),
+                    b.status()
+                )));
+            }
+            Ok(vec![Event::BulkCancelled { batch: *batch }])
+        }
     }
+}
+
+/// The first id among `id`, `id_2`, `id_3`, … whose slug and file are free in the category.
+fn free_id(lib: &Library, c: Category, id: &str) -> String {
+    let shelf = lib.shelf(c);
+    let free = |candidate: &str| {
+        let slug = c.slug_of(candidate);
+        let file = file_for_slug(&slug);
+        !slug.is_empty()
+            && !shelf.docs.contains_key(&slug)
+            && !shelf.by_file.contains_key(&file)
+            && !shelf.failures.contains_key(&file)
+    };
+    // An id with no slug at all is left for the create rules to refuse.
+    if free(id) || c.slug_of(id).is_empty() {
+        return id.to_string();
+    }
+    (2..1000)
+        .map(|n| format!("{id}_{n}"))
+        .find(|c| free(c))
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn decide_draft(
+    lib: &Library,
+    draft: u128,
+    made: &Draft,
+    create: bool,
+) -> Result<Vec<Event>, Refusal> {
+    let a = &lib.assistant;
+    if a.drafts.contains_key(&draft) {
+        return Err(Refusal::Conflict(format!(
+            "draft {} exists",
+            job_id_text(draft)
+        )));
+    }
+    if let (Some(batch), Some(lora)) = (made.batch, &made.lora) {
+        let pending = a
+            .batches
+            .get(&batch)
+            .is_some_and(|b| b.pending().any(|l| l == lora));
+        if !pending {
+            return Err(Refusal::Conflict(format!(
+                "bulk run {} has nothing left to draft for {lora}",
+                job_id_text(batch)
+            )));
+        }
+    }
+    let made_event = Event::DraftMade {
+        draft,
+        made: made.clone(),
+    };
+    if !create {
+        return Ok(vec![made_event]);
+    }
+    let c = made.category;
+    let created = match serde_json::from_str::<Value>(&made.document) {
+        Ok(Value::Object(doc)) => {
+            let d = c.desc();
+            let doc = match doc.get(d.id_field).and_then(Value::as_str) {
+                Some(id) if c != Category::Checkpoints => {
+                    let id = free_id(lib, c, id.trim());
+                    with_first(doc, d.id_field, Value::String(id))
+                }
+                _ => doc,
+            };
+            create_doc(
+                lib,
+                c,
+                doc,
+                Source::Assistant {
+                    draft_id: job_id_text(draft),
+                },
+            )
+        }
+        _ => Err(Refusal::Invalid("the draft is not a JSON object".into())),
+    };
+    let mut events = vec![made_event];
+    match created {
+        Ok(e) => events.extend(e),
+        Err(r) => match (made.batch, &made.lora) {
+            (Some(batch), Some(lora)) => events.push(Event::BulkItemFailed {
+                batch,
+                lora: lora.clone(),
+                error: format!("drafted, but the entry could not be created: {r}"),
+            }),
+            _ => return Err(r),
+        },
+    }
+    Ok(events)
 }
 
 fn job_id_text(id: u128) -> String {
@@ -690,6 +856,27 @@ fn decide_preferences(
 }
 
 fn decide_create(
+    lib: &Library,
+    c: Category,
+    doc: Map<String, Value>,
+    source: Source,
+) -> Result<Vec<Event>, Refusal> {
+    if let Source::Assistant { draft_id } = &source
+        && let Some(why) = crate::assistant::projection::accept_error(&lib.assistant, draft_id, c)
+    {
+        return Err(if why.starts_with("no draft") {
+            Refusal::NotFound(why)
+        } else if why.contains("already accepted") {
+            Refusal::Conflict(why)
+        } else {
+            Refusal::Invalid(why)
+        });
+    }
+    create_doc(lib, c, doc, source)
+}
+
+/// Creates a document (the rules every create shares).
+fn create_doc(
     lib: &Library,
     c: Category,
     doc: Map<String, Value>,

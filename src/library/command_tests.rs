@@ -428,3 +428,173 @@ fn the_default_checkpoint_must_exist() {
             .is_empty()
     );
 }
+
+// ---- assistant (issue 11) ----
+
+fn made(batch: Option<u128>, lora: Option<&str>, document: Value) -> Box<Draft> {
+    Box::new(Draft {
+        category: Category::Outfits,
+        model: "test/m".into(),
+        request: "a maid".into(),
+        tool_calls: "[]".into(),
+        document: document.to_string(),
+        batch,
+        lora: lora.map(String::from),
+    })
+}
+
+fn run(lib: &mut Library, cmd: Command) -> Result<Vec<Event>, Refusal> {
+    let events = decide(lib, &cmd)?;
+    then_apply(lib, &events);
+    Ok(events)
+}
+
+#[test]
+fn a_draft_is_recorded_alone_and_accepted_once_into_its_own_category() {
+    let mut lib = Library::default();
+    let doc = json!({"outfit_id": "maid", "outfit_name": "Maid"});
+    let ev = run(
+        &mut lib,
+        Command::RecordDraft {
+            draft: 9,
+            made: made(None, None, doc.clone()),
+            create: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(kinds(&ev), ["draft_made"]);
+    assert_eq!(lib.count(Category::Outfits), 0, "a draft creates nothing");
+    let again = decide(
+        &lib,
+        &Command::RecordDraft {
+            draft: 9,
+            made: made(None, None, doc.clone()),
+            create: false,
+        },
+    );
+    assert!(matches!(again, Err(Refusal::Conflict(_))));
+
+    let draft_id = ulid::Ulid::from(9u128).to_string();
+    let accept = |c: Category| Command::Create {
+        category: c,
+        doc: obj(doc.clone()),
+        source: Source::Assistant {
+            draft_id: draft_id.clone(),
+        },
+    };
+    assert!(matches!(
+        decide(&lib, &accept(Category::Scenes)),
+        Err(Refusal::Invalid(_))
+    ));
+    let ev = run(&mut lib, accept(Category::Outfits)).unwrap();
+    assert_eq!(kinds(&ev), ["document_created"]);
+    assert_eq!(lib.assistant.drafts[&9].entry.as_deref(), Some("maid"));
+    let twice = decide(&lib, &accept(Category::Outfits)).unwrap_err();
+    assert!(twice.to_string().contains("already accepted"), "{twice}");
+    let unknown = Command::Create {
+        category: Category::Outfits,
+        doc: obj(doc),
+        source: Source::Assistant {
+            draft_id: ulid::Ulid::from(10u128).to_string(),
+        },
+    };
+    assert!(matches!(decide(&lib, &unknown), Err(Refusal::NotFound(_))));
+}
+
+#[test]
+fn a_bulk_item_commits_its_draft_with_its_entry_and_only_once() {
+    let mut lib = Library::default();
+    let loras = vec![
+        "L/a.safetensors".to_string(),
+        "L/b.safetensors".to_string(),
+        "L/c.safetensors".to_string(),
+    ];
+    let ev = run(
+        &mut lib,
+        Command::StartBulk {
+            batch: 5,
+            category: Category::Outfits,
+            loras,
+        },
+    )
+    .unwrap();
+    assert_eq!(kinds(&ev), ["bulk_started"]);
+    assert!(
+        run(
+            &mut lib,
+            Command::StartBulk {
+                batch: 6,
+                category: Category::Outfits,
+                loras: vec![]
+            }
+        )
+        .unwrap()
+        .is_empty()
+    );
+    // An entry already uses the id the model picked: the new one gets a free id.
+    run(
+        &mut lib,
+        Command::Create {
+            category: Category::Outfits,
+            doc: obj(json!({"outfit_id": "maid"})),
+            source: Source::Manual,
+        },
+    )
+    .unwrap();
+    let item = |draft: u128, lora: &str, doc: Value| Command::RecordDraft {
+        draft,
+        made: made(Some(5), Some(lora), doc),
+        create: true,
+    };
+    let ev = run(
+        &mut lib,
+        item(
+            7,
+            "L/a.safetensors",
+            json!({"outfit_id": "maid", "outfit_name": "Maid"}),
+        ),
+    )
+    .unwrap();
+    assert_eq!(kinds(&ev), ["draft_made", "document_created"]);
+    assert!(lib.get(Category::Outfits, "maid_2").is_some());
+    // The same file again (a restart that redrafted it) is refused: nothing twice.
+    let dup = decide(
+        &lib,
+        &item(8, "L/a.safetensors", json!({"outfit_id": "other"})),
+    );
+    assert!(matches!(dup, Err(Refusal::Conflict(_))));
+    // A draft that cannot become an entry is kept, and the file is recorded as failed.
+    let ev = run(
+        &mut lib,
+        item(8, "L/b.safetensors", json!({"outfit_id": "!!!"})),
+    )
+    .unwrap();
+    assert_eq!(kinds(&ev), ["draft_made", "bulk_item_failed"]);
+    assert_eq!(
+        lib.assistant.batches[&5].pending().collect::<Vec<_>>(),
+        ["L/c.safetensors"]
+    );
+    // Failing a file twice, or one not in the run, records nothing.
+    let fail = |lora: &str| Command::FailBulkItem {
+        batch: 5,
+        lora: lora.into(),
+        error: "x".into(),
+    };
+    assert!(run(&mut lib, fail("L/b.safetensors")).unwrap().is_empty());
+    assert!(run(&mut lib, fail("L/zzz.safetensors")).unwrap().is_empty());
+    let ev = run(&mut lib, Command::CancelBulk { batch: 5 }).unwrap();
+    assert_eq!(kinds(&ev), ["bulk_cancelled"]);
+    assert!(matches!(
+        decide(&lib, &Command::CancelBulk { batch: 5 }),
+        Err(Refusal::Conflict(_))
+    ));
+    assert!(matches!(
+        decide(&lib, &Command::CancelBulk { batch: 99 }),
+        Err(Refusal::NotFound(_))
+    ));
+    // A cancelled run takes no more drafts.
+    assert!(matches!(
+        decide(&lib, &item(9, "L/c.safetensors", json!({"outfit_id": "c"}))),
+        Err(Refusal::Conflict(_))
+    ));
+}

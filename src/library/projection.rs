@@ -95,6 +95,8 @@ pub struct Library {
     pub workflow: Option<Template>,
     /// The template file's last refusal, while the file stays broken.
     pub workflow_failure: Option<Failure>,
+    /// Assistant drafts and bulk runs.
+    pub assistant: crate::assistant::projection::Assistant,
     /// Strengths sweeps, by id (the batch id of their jobs).
     pub sweeps: BTreeMap<u128, Sweep>,
 }
@@ -157,6 +159,7 @@ impl Default for Library {
             jobs: crate::jobs::projection::Jobs::default(),
             workflow: None,
             workflow_failure: None,
+            assistant: Default::default(),
             sweeps: BTreeMap::new(),
         }
     }
@@ -204,7 +207,13 @@ impl Library {
                 file,
                 body,
                 ..
-            } => self.shelf_mut(*category).put(slug, file, body, seq),
+            } => {
+                self.shelf_mut(*category).put(slug, file, body, seq);
+                if matches!(stored.event(), Event::DocumentCreated { .. }) {
+                    self.assistant
+                        .apply(seq, stored.envelope.at, stored.event());
+                }
+            }
             Event::DocumentEdited {
                 category,
                 slug,
@@ -316,6 +325,13 @@ impl Library {
                     seq,
                 });
             }
+            Event::DraftMade { .. }
+            | Event::BulkStarted { .. }
+            | Event::BulkItemFailed { .. }
+            | Event::BulkCancelled { .. } => {
+                self.assistant
+                    .apply(seq, stored.envelope.at, stored.event());
+            }
             Event::StrengthsSwept {
                 sweep,
                 target,
@@ -384,7 +400,7 @@ impl Shelf {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 6;
+const SNAPSHOT_V: u8 = 7;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
@@ -417,6 +433,7 @@ struct Snap {
     /// (version, text) of the template in use.
     workflow: Option<(u64, String)>,
     workflow_failure: Option<(u64, String, u64)>,
+    assistant: crate::assistant::projection::Assistant,
     sweeps: Vec<SnapSweep>,
 }
 
@@ -484,6 +501,7 @@ impl Library {
                 .workflow_failure
                 .as_ref()
                 .map(|f| (f.hash, f.error.clone(), f.seq)),
+            assistant: self.assistant.clone(),
             sweeps: self
                 .sweeps
                 .values()
@@ -565,6 +583,7 @@ impl Library {
                 error,
                 seq,
             }),
+            assistant: snap.assistant,
             sweeps: snap
                 .sweeps
                 .into_iter()

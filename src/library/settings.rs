@@ -5,13 +5,21 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// The settings a user can change, and what each holds.
-pub const KEYS: [(&str, &str); 4] = [
+pub const KEYS: [(&str, &str); 6] = [
     (
         "llm_provider",
         "one of openrouter, ollama, lmstudio, openai",
     ),
     ("llm_url", "the OpenAI-compatible base URL"),
     ("llm_model", "the model name"),
+    (
+        "llm_timeout_secs",
+        "seconds one LLM request may take (1-3600, default 180)",
+    ),
+    (
+        "mcp_servers",
+        "MCP servers the assistant also uses: a list of {name, command, args} or {name, url}",
+    ),
     (
         "comfy_backends",
         "ComfyUI backends added at run time: a list of http(s) URLs (--comfy and COMFYUI_URL come first and stay)",
@@ -100,6 +108,18 @@ pub fn merge(
                 ));
             }
             out.insert(k.clone(), Value::Array(urls));
+            continue;
+        }
+        if k == "llm_timeout_secs" {
+            if !v.as_u64().is_some_and(|n| (1..=3600).contains(&n)) {
+                return Err("llm_timeout_secs must be a whole number from 1 to 3600".into());
+            }
+            out.insert(k.clone(), v.clone());
+            continue;
+        }
+        if k == "mcp_servers" {
+            crate::assistant::servers::parse_servers(v)?;
+            out.insert(k.clone(), v.clone());
             continue;
         }
         let Value::String(s) = v else {
@@ -197,6 +217,18 @@ mod tests {
     }
 
     #[test]
+    fn the_timeout_and_mcp_servers_are_settings() {
+        let (s, _) = merge(
+            "{}",
+            &obj(json!({"llm_timeout_secs": 30,
+                        "mcp_servers": [{"name": "web", "url": "http://127.0.0.1:9/mcp"}]})),
+        )
+        .unwrap();
+        assert_eq!(s["llm_timeout_secs"], 30);
+        assert_eq!(s["mcp_servers"][0]["name"], "web");
+    }
+
+    #[test]
     fn bad_settings_are_explained() {
         for (patch, word) in [
             (json!({"nope": 1}), "unknown"),
@@ -209,6 +241,9 @@ mod tests {
             (json!({"comfy_backends": ["http://"]}), "URL"),
             (json!({"comfy_backends": ["http://a b"]}), "reach"),
             (json!({"comfy_backends": [3]}), "list"),
+            (json!({"llm_timeout_secs": 0}), "llm_timeout_secs"),
+            (json!({"llm_timeout_secs": "5"}), "llm_timeout_secs"),
+            (json!({"mcp_servers": [{"name": "x"}]}), "command"),
         ] {
             assert!(merge("{}", &obj(patch)).unwrap_err().contains(word));
         }

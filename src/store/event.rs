@@ -210,6 +210,30 @@ pub enum Event {
         slug: String,
         on: bool,
     },
+    // ---- assistant (issue 11) ----
+    /// The assistant drafted a document. A single draft creates nothing until it is accepted
+    /// (`DocumentCreated` with `Source::Assistant`); a bulk run's draft is committed together
+    /// with its entry (or with `BulkItemFailed`).
+    DraftMade {
+        draft: u128,
+        made: Draft,
+    },
+    /// A bulk run was started: one draft per LoRA file listed, in order.
+    BulkStarted {
+        batch: u128,
+        category: Category,
+        loras: Vec<String>,
+    },
+    /// A bulk run's LoRA could not be drafted or created; the run goes on with the next one.
+    BulkItemFailed {
+        batch: u128,
+        lora: String,
+        error: String,
+    },
+    /// A bulk run was stopped; LoRAs not drafted yet are left alone.
+    BulkCancelled {
+        batch: u128,
+    },
     // ---- workshop (issue 9) ----
     /// An image was starred (or unstarred) in the image gallery. `path` is the image as events
     /// name images (`uploads/<category>/<slug>/…`).
@@ -247,6 +271,26 @@ pub enum Event {
         to_part: Option<String>,
         unmapped: Vec<String>,
     },
+}
+
+/// Where an assistant draft came from and what it was. Frozen shape (see `Event`).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct Draft {
+    pub category: Category,
+    /// The model that wrote it, as `provider/model` (e.g. `openrouter/openai/gpt-4o-mini`).
+    pub model: String,
+    /// What the assistant was asked (the user's description, or what a bulk run said about
+    /// the LoRA file).
+    pub request: String,
+    /// The tool calls made while drafting, as a JSON array text of
+    /// `{"tool","server","arguments","result","error"}` objects.
+    pub tool_calls: String,
+    /// The drafted document as JSON text, before any human edit.
+    pub document: String,
+    /// The bulk run it was made for, if any.
+    pub batch: Option<u128>,
+    /// The LoRA file (relative to the LoRA root) a bulk run drafted it for.
+    pub lora: Option<String>,
 }
 
 /// One cell of a strengths sweep: its job and the weight(s) it is made at. Frozen shape.
@@ -305,6 +349,10 @@ impl Event {
             Event::WorkflowSynced { .. } => "workflow_synced",
             Event::WorkflowRefused { .. } => "workflow_refused",
             Event::FavouriteSet { .. } => "favourite_set",
+            Event::DraftMade { .. } => "draft_made",
+            Event::BulkStarted { .. } => "bulk_started",
+            Event::BulkItemFailed { .. } => "bulk_item_failed",
+            Event::BulkCancelled { .. } => "bulk_cancelled",
             Event::ImageFavouriteSet { .. } => "image_favourite_set",
             Event::ImageDeleted { .. } => "image_deleted",
             Event::StrengthsSwept { .. } => "strengths_swept",
@@ -366,7 +414,23 @@ impl Event {
             body.remove("json");
             body.insert("bytes".into(), len.into());
         }
-        for key in ["job", "endless"] {
+        if let Event::DraftMade { made, .. } = self {
+            map.insert(
+                "made".into(),
+                serde_json::json!({
+                    "category": made.category.key(),
+                    "model": made.model,
+                    "request": made.request,
+                    "tool_calls": serde_json::from_str::<serde_json::Value>(&made.tool_calls)
+                        .unwrap_or(serde_json::Value::Null),
+                    "document": serde_json::from_str::<serde_json::Value>(&made.document)
+                        .unwrap_or(serde_json::Value::Null),
+                    "batch": made.batch.map(|b| ulid::Ulid::from(b).to_string()),
+                    "lora": made.lora,
+                }),
+            );
+        }
+        for key in ["job", "endless", "draft", "batch"] {
             if let Some(id) = self.id_field(key) {
                 map.insert(key.into(), ulid::Ulid::from(id).to_string().into());
             }
@@ -384,8 +448,12 @@ impl Event {
                 }),
             );
         }
+        let about = match self {
+            Event::BulkStarted { category, .. } => Some(*category),
+            _ => self.subject().map(|s| s.0).or(self.category()),
+        };
         if let Some(c) = map.get_mut("category")
-            && let Some(cat) = self.subject().map(|s| s.0).or(self.category())
+            && let Some(cat) = about
         {
             *c = cat.key().into();
         }
@@ -443,6 +511,13 @@ impl Event {
     fn id_field(&self, key: &str) -> Option<u128> {
         match (self, key) {
             (_, "job") => self.job(),
+            (Event::DraftMade { draft, .. }, "draft") => Some(*draft),
+            (
+                Event::BulkStarted { batch, .. }
+                | Event::BulkItemFailed { batch, .. }
+                | Event::BulkCancelled { batch },
+                "batch",
+            ) => Some(*batch),
             (
                 Event::EndlessStarted { endless, .. } | Event::EndlessStopped { endless },
                 "endless",
@@ -690,6 +765,29 @@ mod tests {
                 slug: "s".into(),
                 on: true,
             },
+            Event::DraftMade {
+                draft: 13,
+                made: Draft {
+                    category: Category::Outfits,
+                    model: "openrouter/openai/gpt-4o-mini".into(),
+                    request: "a victorian maid outfit".into(),
+                    tool_calls: "[{\"tool\":\"validate_tags\"}]".into(),
+                    document: "{\"outfit_id\":\"maid\"}".into(),
+                    batch: Some(17),
+                    lora: Some("Illustrious/Clothing/maid.safetensors".into()),
+                },
+            },
+            Event::BulkStarted {
+                batch: 17,
+                category: Category::Outfits,
+                loras: vec!["Illustrious/Clothing/maid.safetensors".into()],
+            },
+            Event::BulkItemFailed {
+                batch: 17,
+                lora: "Illustrious/Clothing/maid.safetensors".into(),
+                error: "the model refused".into(),
+            },
+            Event::BulkCancelled { batch: 17 },
             Event::ImageFavouriteSet {
                 path: "uploads/characters/s/x_0.png".into(),
                 on: true,
@@ -766,6 +864,10 @@ mod tests {
                 | Event::WorkflowSynced { .. }
                 | Event::WorkflowRefused { .. }
                 | Event::FavouriteSet { .. }
+                | Event::DraftMade { .. }
+                | Event::BulkStarted { .. }
+                | Event::BulkItemFailed { .. }
+                | Event::BulkCancelled { .. }
                 | Event::ImageFavouriteSet { .. }
                 | Event::ImageDeleted { .. }
                 | Event::StrengthsSwept { .. }

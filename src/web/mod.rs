@@ -3,6 +3,7 @@
 
 mod api;
 pub mod assets;
+mod assistant;
 mod error;
 pub mod guard;
 mod jobs;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub list_cache: Arc<std::sync::Mutex<ListCache>>,
     /// The reactor's live state; `None` when no reactor runs (tools, tests of the API alone).
     pub live: Option<crate::jobs::reactor::Live>,
+    /// The assistant (tag index, drafting, bulk runs); `None` in tools that run without it.
+    pub assistant: Option<crate::assistant::Service>,
     /// The request guard's settings and the CSRF token.
     pub guard: Arc<guard::Guard>,
     /// Versioned URLs of the static assets.
@@ -75,7 +78,13 @@ impl AppState {
             thumb_permits: Arc::new(tokio::sync::Semaphore::new(2)),
             images,
             search: Arc::default(),
+            assistant: None,
         }
+    }
+
+    pub fn with_assistant(mut self, assistant: crate::assistant::Service) -> AppState {
+        self.assistant = Some(assistant);
+        self
     }
 
     /// The token HTML forms carry (see `guard`).
@@ -91,6 +100,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(jobs::routes())
+        .merge(assistant::routes(&state))
         .merge(thumbs::routes())
         .merge(pages::routes())
         .nest_service("/static/uploads", uploads)
@@ -110,6 +120,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     pages::gallery::warm(&state);
+    // Open MCP sessions (long-lived streams) end at shutdown rather than hold it up.
+    let mcp = state.assistant.as_ref().map(|a| a.mcp_shutdown.clone());
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(t) = mcp {
+            t.cancel();
+        }
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

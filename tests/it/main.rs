@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod assistant;
 mod browser_library;
 mod browser_workshop;
 mod cli;

@@ -161,6 +161,14 @@ pub fn check_schema(c: Category, doc: &Map<String, Value>) -> Vec<String> {
     errors
 }
 
+/// A text field as saved: trimmed, without the separator tag autocomplete leaves after the
+/// last tag (`silver hair, long hair, ` → `silver hair, long hair`).
+fn tidy(s: &str) -> String {
+    s.trim()
+        .trim_end_matches(|c: char| c == ',' || c.is_whitespace())
+        .to_string()
+}
+
 fn split_list(s: &str) -> Vec<Value> {
     s.split([',', '\n'])
         .map(str::trim)
@@ -265,7 +273,7 @@ fn read_field(
         Kind::Text | Kind::Prompt | Kind::Sampler | Kind::Scheduler => match raw {
             None => return Ok(None),
             Some(v) if v.trim().is_empty() && c == Category::Presets => Value::Null,
-            Some(v) => Value::String(v.trim().to_string()),
+            Some(v) => Value::String(tidy(v)),
         },
         Kind::List | Kind::PromptList => match raw {
             None => return Ok(None),
@@ -353,7 +361,7 @@ fn read_field(
                     if let Value::Object(m) = fields {
                         for k in WARDROBE_KEYS {
                             if let Some(v) = field(f, &format!("w:{outfit}:{k}")) {
-                                m.insert(k.into(), v.trim().into());
+                                m.insert(k.into(), tidy(v).into());
                             }
                         }
                     }
@@ -361,7 +369,7 @@ fn read_field(
             } else {
                 for k in WARDROBE_KEYS {
                     if let Some(v) = field(f, &format!("w::{k}")) {
-                        w.insert(k.into(), v.trim().into());
+                        w.insert(k.into(), tidy(v).into());
                     }
                 }
             }
@@ -1374,5 +1382,17 @@ mod tests {
         assert!(apply_form(&lib, Category::Characters, &mut doc, &f, false).is_empty());
         assert_eq!(doc["wardrobe"]["default"]["top"], "shirt");
         assert_eq!(doc["wardrobe"]["maid"]["top"], "dress");
+    }
+
+    #[test]
+    fn text_fields_lose_the_separator_autocomplete_leaves() {
+        for (raw, want) in [
+            ("silver hair, long hair, ", "silver hair, long hair"),
+            ("  smile ,,  ", "smile"),
+            ("plain", "plain"),
+            (", ", ""),
+        ] {
+            assert_eq!(super::tidy(raw), want, "{raw:?}");
+        }
     }
 }

@@ -2,12 +2,14 @@
 //! shared layout (Bootstrap navbar, flash message, footer scripts) and the helpers every page
 //! family uses; one module per family beside it: `home` (the `/library` overview), `gallery`
 //! (a category's cards), `entry` (an entry's page with live generation), `edit` (forms, raw
-//! JSON, create, clone, delete), `ui` (small partials); the workshop: `generator` (mix and
-//! match), `images` (the image gallery and image view), `strengths` (LoRA weight sweeps),
-//! `transfer` (one kind of entry into another), `queue`, `settings`, `search`.
+//! JSON, create, clone, delete), `ui` (small partials), `assistant` ("Create with the
+//! assistant", draft review, bulk runs); the workshop: `generator` (mix and match), `images`
+//! (the image gallery and image view), `strengths` (LoRA weight sweeps), `transfer` (one kind
+//! of entry into another), `queue`, `settings`, `search`.
 //!
 //! Every route is made from `category::DESCRIPTORS`: adding a category adds its pages.
 
+pub mod assistant;
 mod edit;
 mod entry;
 pub mod gallery;
@@ -139,7 +141,8 @@ pub fn routes() -> Router<AppState> {
             r = r.route("/character/{slug}/outfit/{op}", post(entry::outfit_op));
         }
     }
-    r.merge(images::routes())
+    r.merge(assistant::routes())
+        .merge(images::routes())
         .merge(generator::routes())
         .merge(strengths::routes())
         .merge(transfer::routes())
@@ -218,6 +221,8 @@ pub fn page(state: &AppState, p: &Page<'_>, body: Markup) -> Markup {
                 }
                 script src=(state.assets.url("vendor/bootstrap-5.3.8/js/bootstrap.bundle.min.js")) {}
                 script src=(state.assets.url("js/app.js")) {}
+                // Tag fields anywhere (`data-tag-autocomplete`) complete from the tag index.
+                script src=(state.assets.url("js/tag-autocomplete.js")) {}
                 @for s in p.scripts {
                     script src=(state.assets.url(&format!("js/{s}"))) {}
                 }
