@@ -129,8 +129,8 @@ pub async fn serve(
     crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
     state.images.clone().start();
     let images = state.images.clone();
-    // `gaze mcp library` finds a server that holds the ledger through this file.
-    if let Err(e) = std::fs::write(&url_file, format!("http://{addr}\n")) {
+    // `gaze mcp library` and the history tools find a server that holds the ledger through this file.
+    if let Err(e) = std::fs::write(&url_file, format!("{}\n", client_url(addr))) {
         tracing::warn!("could not write {}: {e}", url_file.display());
     }
     // Tests and scripts read this line to find the port.
@@ -144,6 +144,19 @@ pub async fn serve(
     .await
     .map_err(|e| e.to_string())?;
     served
+}
+
+/// The URL a local client uses to reach `addr` (an unspecified address means loopback).
+fn client_url(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            format!("http://127.0.0.1:{}", a.port())
+        }
+        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            format!("http://[::1]:{}", a.port())
+        }
+        other => format!("http://{other}"),
+    }
 }
 
 /// Where a running server notes its URL: beside the ledger file (`ledger/gaze.url`).

@@ -1,4 +1,5 @@
-//! The command line, on clap: `gaze serve | preview | synth` with their flags and environment
+//! The command line, on clap: `gaze serve | preview | synth | mcp` and the history tools
+//! (`events`, `audit`, `history`, `restore`, `export`, `import`, `verify`) with their flags and environment
 //! variables (a flag wins over its variable, which wins over the default that serves the
 //! bundled sample library), and `Config`, what `gaze serve` runs with.
 
@@ -33,6 +34,23 @@ pub enum Cmd {
     Preview(PreviewArgs),
     /// Write a synthetic library (N documents per category) for benchmarks and experiments.
     Synth(SynthArgs),
+    /// Print the event log, with the filters of GET /api/events.
+    Events(EventsArgs),
+    /// Show how an image was made: its job's prompts with the source of every tag, the graph
+    /// ComfyUI received, seed, checkpoint, LoRAs and the entry versions used (JSON).
+    Audit(AuditArgs),
+    /// Print one entry's versions (or its text at a seq, or the difference between two).
+    History(HistoryArgs),
+    /// Put the library back as it was right after a seq (one event; undo by restoring to the
+    /// seq just before it). Prints what will change and asks first.
+    Restore(RestoreArgs),
+    /// Write every event with its envelope as JSON lines, losslessly (for backups).
+    Export(ExportArgs),
+    /// Rebuild a ledger from an export; the ledger must be new or empty.
+    Import(ImportArgs),
+    /// Check the ledger: every event decodes, folds equal the snapshots, data/ matches the
+    /// library, the file projector's checkpoint holds. Exits non-zero saying what is wrong.
+    Verify(VerifyArgs),
     /// Serve an MCP server over stdio (logs go to stderr).
     #[command(subcommand)]
     Mcp(McpCmd),
@@ -101,6 +119,163 @@ impl McpLibraryArgs {
         c.uploads = self.uploads.clone();
         Ok(c)
     }
+}
+
+/// Where the ledger is, and the server to ask when another gaze holds it open.
+#[derive(Args, Debug, Clone)]
+pub struct LedgerArgs {
+    /// The ledger folder (holding gaze.redb) or a .redb file.
+    #[arg(
+        long,
+        env = "GAZE_LEDGER",
+        default_value = "ledger",
+        value_name = "DIR|FILE"
+    )]
+    pub ledger: PathBuf,
+    /// A running gaze to ask instead of opening the ledger (default: the one that holds the
+    /// ledger, found through the gaze.url it writes beside it, else http://127.0.0.1:5000).
+    #[arg(long, env = "GAZE_URL", value_name = "URL")]
+    pub url: Option<String>,
+}
+
+impl LedgerArgs {
+    /// The ledger file these flags name.
+    pub fn file(&self) -> PathBuf {
+        ledger_file(self.ledger.clone())
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub at: LedgerArgs,
+    /// Event types, comma-separated (document_edited, job_failed, restored, …).
+    #[arg(long = "type", value_name = "TYPE,…")]
+    pub kinds: Option<String>,
+    /// Origins, comma-separated (web, watcher, startup, reactor, cli, mcp, assistant).
+    #[arg(long, value_name = "ORIGIN,…")]
+    pub origin: Option<String>,
+    /// Only events about this category …
+    #[arg(long)]
+    pub category: Option<String>,
+    /// … and this entry of it.
+    #[arg(long, requires = "category")]
+    pub slug: Option<String>,
+    /// Only this job's events.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// From this time (RFC 3339 or unix ms).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Up to this time (RFC 3339 or unix ms).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Events after this seq, oldest first.
+    #[arg(long, conflicts_with = "before")]
+    pub after: Option<u64>,
+    /// The events just before this seq.
+    #[arg(long)]
+    pub before: Option<u64>,
+    /// The newest events (the default is the oldest).
+    #[arg(long, conflicts_with_all = ["after", "before"])]
+    pub newest: bool,
+    /// How many (1–1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+    /// Print JSON lines (every field) instead of one summary line per event.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub at: LedgerArgs,
+    /// A job id, or an image path (…/<job>_<n>.png, or a PNG file GAZE saved).
+    pub target: String,
+    /// Compare with another job or image instead (prints the recipe differences).
+    #[arg(long, value_name = "JOB|IMAGE")]
+    pub diff: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub at: LedgerArgs,
+    /// The category (characters, outfits, …).
+    pub category: String,
+    /// The entry's slug.
+    pub slug: String,
+    /// Print the entry's text right after this seq.
+    #[arg(long = "at", value_name = "SEQ", conflicts_with = "diff")]
+    pub at_seq: Option<u64>,
+    /// Print the fields that differ between two seqs (A,B).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub diff: Option<Vec<u64>>,
+    /// Versions before this seq.
+    #[arg(long)]
+    pub before: Option<u64>,
+    /// How many versions.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub at: LedgerArgs,
+    /// The seq to go back to: the library becomes what it was right after it.
+    #[arg(long = "to", value_name = "SEQ")]
+    pub to: u64,
+    /// Do not ask.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The library's JSON folders (rewritten to match, with the server stopped).
+    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
+    pub data: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub at: LedgerArgs,
+    /// Only events after this seq.
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// Also write each event's fields (readable; import uses the record alone).
+    #[arg(long)]
+    pub fields: bool,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// The export to read (`-` for standard input).
+    pub file: PathBuf,
+    /// The ledger to build: a new or empty folder (or .redb file).
+    #[arg(long, value_name = "DIR|FILE")]
+    pub ledger: PathBuf,
+    /// Also write the imported library's files into this folder (only files that are
+    /// missing; a different file already there is reported, never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub at: LedgerArgs,
+    /// The library's JSON folders to compare.
+    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -298,7 +473,7 @@ pub struct Config {
     pub paused: bool,
 }
 
-fn ledger_file(p: PathBuf) -> PathBuf {
+pub fn ledger_file(p: PathBuf) -> PathBuf {
     if p.extension().is_some_and(|e| e == "redb") {
         p
     } else {

@@ -9,7 +9,7 @@ use crate::library::files;
 use crate::library::models;
 use crate::library::projection::Library;
 use crate::library::sync;
-use crate::store::event::{Envelope, Event, Origin, Stored};
+use crate::store::event::{EntryState, Envelope, Event, Origin, Stored};
 use crate::store::ledger::{Ledger, LedgerError};
 use crate::store::snapshot::{SNAPSHOT_EVERY, load};
 use std::collections::BTreeSet;
@@ -40,6 +40,15 @@ pub enum Request {
     DiscoverCheckpoints,
     /// Compare the workflow template file with the version in use.
     SyncWorkflow,
+    /// Put the library back as it was right after a seq (one `Restored` event).
+    Restore {
+        to_seq: u64,
+    },
+    /// Bring back a deleted entry as it was before it went.
+    Undelete {
+        category: Category,
+        slug: String,
+    },
 }
 
 #[derive(Debug)]
@@ -86,6 +95,9 @@ impl Outcome {
 
 /// A file the projector could not converge yet.
 type Dirty = (Category, String, String);
+
+/// Past this many files, one command's files are written together (`files::converge_many`).
+const MANY_FILES: usize = 16;
 
 struct Inner {
     ledger: Ledger,
@@ -238,7 +250,7 @@ impl Handle {
         let inner = &*self.inner;
         let mut writer = lock(&inner.writer);
         let mut warnings = self.retry_dirty(&mut writer);
-        let commands = self.prepare(&writer, request);
+        let commands = self.prepare(&writer, request)?;
         let (events, hard_loras) = {
             let lib = self.library();
             let mut events = Vec::new();
@@ -300,7 +312,7 @@ impl Handle {
         })
     }
 
-    fn prepare(&self, writer: &Writer, request: Request) -> Vec<Command> {
+    fn prepare(&self, writer: &Writer, request: Request) -> Result<Vec<Command>, ExecError> {
         let paths = &self.inner.paths;
         let skip = |c: Category| -> Vec<String> {
             writer
@@ -310,7 +322,7 @@ impl Handle {
                 .map(|d| d.2.clone())
                 .collect()
         };
-        match request {
+        Ok(match request {
             Request::Command(c) => vec![c],
             Request::Rescan(categories) => categories
                 .into_iter()
@@ -344,6 +356,65 @@ impl Handle {
                 }
                 None => Vec::new(),
             },
+            Request::Restore { to_seq } => {
+                let target = load(&self.inner.ledger, to_seq)?.0;
+                vec![Command::Restore {
+                    to_seq,
+                    target: Arc::new(target),
+                }]
+            }
+            Request::Undelete { category, slug } => {
+                let found = self.deleted_entry(category, &slug)?;
+                vec![Command::Undelete {
+                    category,
+                    slug,
+                    found,
+                }]
+            }
+        })
+    }
+
+    /// A deleted entry as it was before the event that took it out, or why there is none.
+    fn deleted_entry(
+        &self,
+        c: Category,
+        slug: &str,
+    ) -> Result<Result<(u64, EntryState), String>, LedgerError> {
+        let what = format!("{} '{slug}'", c.desc().singular);
+        let found = crate::history::deleted::last_removal(&self.inner.ledger, c, slug)
+            .map_err(LedgerError::Storage)?;
+        let Some((s, how, _)) = found else {
+            return Ok(Err(format!("no deleted {what} to bring back")));
+        };
+        if how == crate::history::deleted::How::HardDeleted {
+            return Ok(Err(format!(
+                "{what} was hard-deleted (its LoRA file is gone); restore the library to before seq {} instead",
+                s.seq
+            )));
+        }
+        let before = load(&self.inner.ledger, s.seq - 1)?.0;
+        Ok(match before.get(c, slug) {
+            Some(e) => Ok((s.seq, e.state(c))),
+            None => Err(format!(
+                "{what} was not in the library before seq {}",
+                s.seq
+            )),
+        })
+    }
+
+    /// What restoring to `to_seq` would change, without changing anything: the event it would
+    /// append (`None`: nothing to do) and the library it applies to.
+    pub fn restore_plan(&self, to_seq: u64) -> Result<(Option<Event>, Library), ExecError> {
+        let target = load(&self.inner.ledger, to_seq)?.0;
+        let lib = self.library().clone();
+        match crate::history::restore::plan(&lib, &target, to_seq) {
+            Ok(e) => Ok((e, lib)),
+            Err(crate::history::restore::Refused::Invalid(m)) => {
+                Err(ExecError::Refused(Refusal::Invalid(m)))
+            }
+            Err(crate::history::restore::Refused::Conflict(m)) => {
+                Err(ExecError::Refused(Refusal::Conflict(m)))
+            }
         }
     }
 
@@ -359,6 +430,29 @@ impl Handle {
                             "data/{}/{file} already exists on disk; it will be picked up by the next sync",
                             category.desc().dir
                         )));
+                    }
+                }
+                Event::Undeleted { entry, .. } => {
+                    let path = files::category_dir(&paths.data, entry.category).join(&entry.file);
+                    if path.exists() {
+                        return Err(Refusal::Conflict(format!(
+                            "data/{}/{} exists on disk; it will be picked up by the next sync",
+                            entry.category.desc().dir,
+                            entry.file
+                        )));
+                    }
+                }
+                Event::Restored { put, .. } => {
+                    for p in put {
+                        let owned = lib.shelf(p.category).by_file.contains_key(&p.file);
+                        let path = files::category_dir(&paths.data, p.category).join(&p.file);
+                        if !owned && path.exists() {
+                            return Err(Refusal::Conflict(format!(
+                                "data/{}/{} is on disk but not in the library yet (the next sync takes it in); move it away or rescan before restoring",
+                                p.category.desc().dir,
+                                p.file
+                            )));
+                        }
                     }
                 }
                 Event::DocumentDeleted {
@@ -412,15 +506,26 @@ impl Handle {
                     file,
                     ..
                 } => todo.push((*category, slug.clone(), file.clone())),
+                e @ (Event::Restored { .. } | Event::Undeleted { .. }) => {
+                    todo.extend(restored_files(e));
+                }
                 _ => {}
             }
         }
         {
             let lib = self.library();
-            for (c, slug, file) in todo {
-                if let Err(e) = files::converge(&lib, &inner.paths.data, c, &slug, &file) {
+            if todo.len() > MANY_FILES {
+                // A restore of many documents: written together, synced together.
+                for ((c, slug, file), e) in files::converge_many(&lib, &inner.paths.data, &todo) {
                     warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
                     writer.dirty.insert((c, slug, file));
+                }
+            } else {
+                for (c, slug, file) in todo {
+                    if let Err(e) = files::converge(&lib, &inner.paths.data, c, &slug, &file) {
+                        warnings.push(format!("could not write data/{}/{file}: {e}", c.desc().dir));
+                        writer.dirty.insert((c, slug, file));
+                    }
                 }
             }
         }
@@ -493,12 +598,22 @@ impl Handle {
                 Event::DocumentEdited { category, slug, .. } => {
                     todo.push((*category, slug.clone(), String::new()));
                 }
+                e @ (Event::Restored { .. } | Event::Undeleted { .. }) => {
+                    todo.extend(restored_files(e));
+                }
                 _ => {}
             }
             true
         })?;
         let lib = self.library();
         let mut writer = lock(&self.inner.writer);
+        if todo.len() > MANY_FILES {
+            for ((c, slug, file), e) in files::converge_many(&lib, &self.inner.paths.data, &todo) {
+                tracing::error!("could not recover data/{}/{file}: {e}", c.desc().dir);
+                writer.dirty.insert((c, slug, file));
+            }
+            return Ok(());
+        }
         for (c, slug, file) in todo {
             match files::converge(&lib, &self.inner.paths.data, c, &slug, &file) {
                 Ok(true) => tracing::info!("recovered data/{}/{slug} after a crash", c.desc().dir),
@@ -510,5 +625,25 @@ impl Handle {
             }
         }
         Ok(())
+    }
+}
+
+/// The files a restore or an undelete writes or removes. A removed entry's file is converged
+/// by file alone (the empty slug names no entry): removed unless another entry owns it now,
+/// also when the entry itself moved to another file.
+fn restored_files(e: &Event) -> Vec<Dirty> {
+    match e {
+        Event::Restored { removed, put, .. } => removed
+            .iter()
+            .map(|r| (r.category, String::new(), r.file.clone()))
+            .chain(
+                put.iter()
+                    .map(|p| (p.category, p.slug.clone(), p.file.clone())),
+            )
+            .collect(),
+        Event::Undeleted { entry, .. } => {
+            vec![(entry.category, entry.slug.clone(), entry.file.clone())]
+        }
+        _ => Vec::new(),
     }
 }

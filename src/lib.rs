@@ -7,6 +7,7 @@ pub mod cli;
 pub mod engine;
 pub mod gallery;
 pub mod handle;
+pub mod history;
 pub mod jobs;
 pub mod library;
 pub mod store;

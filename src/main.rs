@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use gaze::cli::{Cli, Cmd, McpCmd, McpLibraryArgs, McpTagsArgs, PreviewArgs, ServeArgs, SynthArgs};
+use gaze::history::tools;
 
 /// mimalloc: prompt and workflow building allocate many small strings and maps; it roughly
 /// halves their cost against glibc's allocator (see `cargo bench --bench engine`).
@@ -18,6 +19,13 @@ fn main() -> std::process::ExitCode {
         Some(Cmd::Synth(args)) => synth(&args),
         Some(Cmd::Mcp(McpCmd::Tags(args))) => mcp_tags(&args),
         Some(Cmd::Mcp(McpCmd::Library(args))) => mcp_library(&args),
+        Some(Cmd::Events(args)) => tools::events(&args),
+        Some(Cmd::Audit(args)) => tools::audit(&args),
+        Some(Cmd::History(args)) => tools::history(&args),
+        Some(Cmd::Restore(args)) => tools::restore(&args),
+        Some(Cmd::Export(args)) => tools::export(&args),
+        Some(Cmd::Import(args)) => tools::import(&args),
+        Some(Cmd::Verify(args)) => tools::verify(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -777,10 +777,71 @@ pub fn to_vanilla(wf: &Value) -> Option<Value> {
     Some(Value::Object(out))
 }
 
+/// The graph exactly as a backend receives it for one submission of a recipe's workflow:
+/// made vanilla when the backend lacks the Impact Pack, and every SaveImage's
+/// `filename_prefix` suffixed with the submission's prompt id. ComfyUI serves an identical
+/// graph from its cache and may report no new image; with its own prefix, only the save node
+/// runs again, so running a recipe again always gives a new file.
+pub fn sent_graph(recipe_workflow: &Value, vanilla: bool, prompt_id: &str) -> Value {
+    let mut wf = if vanilla {
+        to_vanilla(recipe_workflow).unwrap_or_else(|| recipe_workflow.clone())
+    } else {
+        recipe_workflow.clone()
+    };
+    if let Some(nodes) = wf.as_object_mut() {
+        for node in nodes.values_mut() {
+            if node.get("class_type").and_then(Value::as_str) != Some("SaveImage") {
+                continue;
+            }
+            if let Some(inputs) = node.get_mut("inputs").and_then(Value::as_object_mut) {
+                let prefix = inputs
+                    .get("filename_prefix")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("GAZE");
+                let with_id = format!("{prefix}_{prompt_id}");
+                inputs.insert("filename_prefix".into(), Value::String(with_id));
+            }
+        }
+    }
+    wf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_sent_graph_names_its_submission_and_drops_impact_nodes_when_asked() {
+        let t = template().ok().cloned().unwrap_or(Value::Null);
+        let pid = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let full = sent_graph(&t, false, pid);
+        assert_eq!(
+            full["9"]["inputs"]["filename_prefix"],
+            json!(format!("GAZE_{pid}"))
+        );
+        let mut rest = full.clone();
+        rest["9"]["inputs"]["filename_prefix"] = t["9"]["inputs"]["filename_prefix"].clone();
+        assert_eq!(rest, t, "nothing else changes");
+        let vanilla = sent_graph(&t, true, pid);
+        assert!(!vanilla.to_string().contains("FaceDetailer"));
+        let mut want = to_vanilla(&t).unwrap_or(Value::Null);
+        want["9"]["inputs"]["filename_prefix"] = json!(format!("GAZE_{pid}"));
+        assert_eq!(vanilla, want);
+        let mut blank = t.clone();
+        blank["9"]["inputs"]["filename_prefix"] = json!("  ");
+        assert_eq!(
+            sent_graph(&blank, false, "x")["9"]["inputs"]["filename_prefix"],
+            json!("GAZE_x")
+        );
+        assert_ne!(
+            sent_graph(&t, false, "a"),
+            sent_graph(&t, false, "b"),
+            "two submissions never send the same graph"
+        );
+    }
 
     fn doc<'a>(category: &'a str, slug: &'a str, data: &'a Value) -> Doc<'a> {
         Doc {

@@ -1064,7 +1064,7 @@ async fn submit_one(
         }
         Ok(Known::Unknown) => {}
     }
-    let checked = job_workflow(&spec, vanilla)
+    let checked = job_workflow(&spec, vanilla, &pid)
         .map_err(|e| (e, None))
         .and_then(|w| {
             // Names the backend does not have would only come back as a 400: say so now.
@@ -1213,20 +1213,16 @@ async fn finish_one(
     }
 }
 
-/// The workflow to send for a job: the recipe's, made vanilla for a backend without the Impact
-/// Pack.
-fn job_workflow(spec: &JobSpec, vanilla: bool) -> Result<Value, String> {
+/// The workflow to send for one submission of a job: the recipe's, as
+/// `engine::workflow::sent_graph` makes it for this backend and prompt id (the audit derives
+/// the same graph from the same inputs).
+fn job_workflow(spec: &JobSpec, vanilla: bool, prompt_id: &str) -> Result<Value, String> {
     let recipe: Value = serde_json::from_str(&spec.recipe)
         .map_err(|e| format!("the job's recipe does not parse: {e}"))?;
     let workflow = recipe
         .get("workflow")
-        .cloned()
         .ok_or("the job's recipe has no workflow")?;
-    if vanilla {
-        Ok(engine::workflow::to_vanilla(&workflow).unwrap_or(workflow))
-    } else {
-        Ok(workflow)
-    }
+    Ok(engine::workflow::sent_graph(workflow, vanilla, prompt_id))
 }
 
 /// A PNG's A1111-style `parameters` text, so other tools' "PNG info" readers understand it.

@@ -5,7 +5,9 @@
 use crate::jobs::projection::JobState;
 use crate::library::category::{Category, SlugRule, slugify};
 use crate::library::projection::Library;
-use crate::store::event::{DocBody, Draft, Event, JobSpec, Source, SweepCell, content_hash};
+use crate::store::event::{
+    DocBody, Draft, EntryState, Event, JobSpec, Source, SweepCell, content_hash,
+};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -172,6 +174,19 @@ pub enum Command {
         doc: Map<String, Value>,
         into_wardrobe: Option<(String, String)>,
         unmapped: Vec<String>,
+    },
+    /// Put the library back as it was right after `to_seq`; `target` is the projection then,
+    /// read from the ledger by the caller.
+    Restore {
+        to_seq: u64,
+        target: std::sync::Arc<Library>,
+    },
+    /// Bring a deleted entry back as it was before the event that took it out (`found`, read
+    /// by the caller: that event's seq and the entry then, or why there is none).
+    Undelete {
+        category: Category,
+        slug: String,
+        found: Result<(u64, EntryState), String>,
     },
 }
 
@@ -497,6 +512,18 @@ pub fn decide(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
             });
             Ok(events)
         }
+        Command::Restore { to_seq, target } => {
+            match crate::history::restore::plan(lib, target, *to_seq) {
+                Ok(event) => Ok(event.into_iter().collect()),
+                Err(crate::history::restore::Refused::Invalid(m)) => Err(Refusal::Invalid(m)),
+                Err(crate::history::restore::Refused::Conflict(m)) => Err(Refusal::Conflict(m)),
+            }
+        }
+        Command::Undelete {
+            category,
+            slug,
+            found,
+        } => decide_undelete(lib, *category, slug, found),
         Command::Enqueue { .. }
         | Command::CancelJob { .. }
         | Command::RetryJob { .. }
@@ -650,6 +677,39 @@ fn decide_draft(
         },
     }
     Ok(events)
+}
+
+fn decide_undelete(
+    lib: &Library,
+    c: Category,
+    slug: &str,
+    found: &Result<(u64, EntryState), String>,
+) -> Result<Vec<Event>, Refusal> {
+    let d = c.desc();
+    if let Some(e) = lib.get(c, slug) {
+        return Err(Refusal::Conflict(format!(
+            "{} '{slug}' is in the library ({}); there is nothing to undelete",
+            d.singular, e.file
+        )));
+    }
+    let (deleted_seq, entry) = found.as_ref().map_err(|m| Refusal::NotFound(m.clone()))?;
+    let shelf = lib.shelf(c);
+    if let Some(owner) = shelf.by_file.get(&entry.file) {
+        return Err(Refusal::Conflict(format!(
+            "data/{}/{} now holds {} '{owner}'",
+            d.dir, entry.file, d.singular
+        )));
+    }
+    if let Some(f) = shelf.failures.get(&entry.file) {
+        return Err(Refusal::Conflict(format!(
+            "data/{}/{} could not be read ({}); fix or remove it first",
+            d.dir, entry.file, f.error
+        )));
+    }
+    Ok(vec![Event::Undeleted {
+        deleted_seq: *deleted_seq,
+        entry: entry.clone(),
+    }])
 }
 
 fn job_id_text(id: u128) -> String {

@@ -3,7 +3,7 @@
 //! so replaying from seq 1 always rebuilds the same state.
 
 use crate::library::category::Category;
-use crate::store::event::{DocBody, Event, Stored, SweepCell};
+use crate::store::event::{DocBody, EntryState, Event, Stored, SweepCell};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,6 +20,9 @@ pub struct Entry {
     pub json: Arc<str>,
     /// The seq of the last event that touched this entry.
     pub version: u64,
+    /// The seq of the last event that changed the document text (not its cover or default
+    /// fields): what decides whether a cover made from an older version is stale.
+    pub content_version: u64,
     pub cover: Option<String>,
     pub default_fields: Vec<String>,
     /// Starred in its gallery.
@@ -36,6 +39,7 @@ impl PartialEq for Entry {
             && self.file == o.file
             && self.json == o.json
             && self.version == o.version
+            && self.content_version == o.content_version
             && self.cover == o.cover
             && self.default_fields == o.default_fields
             && self.favourite == o.favourite
@@ -222,6 +226,9 @@ impl Library {
                 if let Some(e) = self.shelf_mut(*category).docs.get_mut(slug) {
                     e.id.clone_from(&body.id);
                     e.name.clone_from(&body.name);
+                    if *e.json != *body.json {
+                        e.content_version = seq;
+                    }
                     e.json = Arc::from(body.json.as_str());
                     e.parsed = Arc::default();
                     e.version = seq;
@@ -356,6 +363,65 @@ impl Library {
             Event::ImageFavouriteSet { .. }
             | Event::ImageDeleted { .. }
             | Event::EntryTransferred { .. } => {}
+            Event::Restored {
+                removed,
+                put,
+                preferences,
+                settings,
+                default_checkpoint,
+                ..
+            } => {
+                for r in removed {
+                    let shelf = self.shelf_mut(r.category);
+                    if shelf.docs.get(&r.slug).is_some_and(|e| e.file == r.file) {
+                        shelf.docs.remove(&r.slug);
+                        shelf.by_file.remove(&r.file);
+                    }
+                }
+                for p in put {
+                    self.shelf_mut(p.category).put_state(p, seq);
+                }
+                for p in preferences {
+                    match &p.json {
+                        Some(json) => {
+                            self.preferences
+                                .entry(p.scope.clone())
+                                .or_default()
+                                .insert(p.key.clone(), json.clone());
+                        }
+                        None => {
+                            if let Some(m) = self.preferences.get_mut(&p.scope) {
+                                m.remove(&p.key);
+                                if m.is_empty() {
+                                    self.preferences.remove(&p.scope);
+                                }
+                            }
+                        }
+                    }
+                }
+                if let Some(s) = settings {
+                    self.settings.clone_from(s);
+                }
+                if let Some(d) = default_checkpoint {
+                    self.default_checkpoint.clone_from(d);
+                }
+            }
+            Event::Undeleted { entry, .. } => {
+                self.shelf_mut(entry.category).put_state(entry, seq);
+            }
+        }
+        if let Event::Restored { put, removed, .. } = stored.event() {
+            // A restore may change several shelves; `category()` names none.
+            let mut touched: Vec<Category> = put
+                .iter()
+                .map(|p| p.category)
+                .chain(removed.iter().map(|r| r.category))
+                .collect();
+            touched.sort();
+            touched.dedup();
+            for c in touched {
+                self.shelf_mut(c).generation += 1;
+            }
         }
     }
 }
@@ -369,14 +435,19 @@ impl Shelf {
             let old = old.clone();
             self.docs.remove(&old);
         }
-        let (cover, default_fields, favourite) = match self.docs.remove(slug) {
+        let (cover, default_fields, favourite, content_version) = match self.docs.remove(slug) {
             Some(prev) => {
                 if prev.file != file {
                     self.by_file.remove(&prev.file);
                 }
-                (prev.cover, prev.default_fields, prev.favourite)
+                let cv = if *prev.json == *body.json {
+                    prev.content_version
+                } else {
+                    seq
+                };
+                (prev.cover, prev.default_fields, prev.favourite, cv)
             }
-            None => (None, Vec::new(), false),
+            None => (None, Vec::new(), false, seq),
         };
         self.by_file.insert(file.to_string(), slug.to_string());
         self.failures.remove(file);
@@ -389,6 +460,7 @@ impl Shelf {
                 file: file.to_string(),
                 json: Arc::from(body.json.as_str()),
                 version: seq,
+                content_version,
                 cover,
                 default_fields,
                 favourite,
@@ -396,11 +468,71 @@ impl Shelf {
             },
         );
     }
+
+    /// Puts an entry back in full (restore, undelete). Its content version moves only if the
+    /// text differs from what the slug holds now.
+    fn put_state(&mut self, p: &EntryState, seq: u64) {
+        if let Some(old) = self.by_file.get(&p.file)
+            && *old != p.slug
+        {
+            let old = old.clone();
+            self.docs.remove(&old);
+        }
+        let content_version = match self.docs.remove(&p.slug) {
+            Some(prev) => {
+                if prev.file != p.file {
+                    self.by_file.remove(&prev.file);
+                }
+                if *prev.json == *p.body.json {
+                    prev.content_version
+                } else {
+                    seq
+                }
+            }
+            None => seq,
+        };
+        self.by_file.insert(p.file.clone(), p.slug.clone());
+        self.docs.insert(
+            p.slug.clone(),
+            Entry {
+                slug: p.slug.clone(),
+                id: p.body.id.clone(),
+                name: p.body.name.clone(),
+                file: p.file.clone(),
+                json: Arc::from(p.body.json.as_str()),
+                version: seq,
+                content_version,
+                cover: p.cover.clone(),
+                default_fields: p.default_fields.clone(),
+                favourite: p.favourite,
+                parsed: Arc::default(),
+            },
+        );
+    }
+}
+
+impl Entry {
+    /// The entry in full, as a restore or an undelete would put it back.
+    pub fn state(&self, category: Category) -> EntryState {
+        EntryState {
+            category,
+            slug: self.slug.clone(),
+            file: self.file.clone(),
+            body: DocBody {
+                id: self.id.clone(),
+                name: self.name.clone(),
+                json: self.json.to_string(),
+            },
+            cover: self.cover.clone(),
+            default_fields: self.default_fields.clone(),
+            favourite: self.favourite,
+        }
+    }
 }
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 7;
+const SNAPSHOT_V: u8 = 8;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
@@ -410,6 +542,7 @@ struct SnapEntry {
     file: String,
     json: String,
     version: u64,
+    content_version: u64,
     cover: Option<String>,
     default_fields: Vec<String>,
     favourite: bool,
@@ -467,6 +600,7 @@ impl Library {
                             file: e.file.clone(),
                             json: e.json.to_string(),
                             version: e.version,
+                            content_version: e.content_version,
                             cover: e.cover.clone(),
                             default_fields: e.default_fields.clone(),
                             favourite: e.favourite,
@@ -553,6 +687,7 @@ impl Library {
                             file: e.file,
                             json: Arc::from(e.json),
                             version: e.version,
+                            content_version: e.content_version,
                             cover: e.cover,
                             default_fields: e.default_fields,
                             favourite: e.favourite,

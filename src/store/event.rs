@@ -3,6 +3,7 @@
 
 use crate::library::category::Category;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// Who caused an event. Stored by variant index: append only.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -17,6 +18,22 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Every origin, in variant order.
+    pub const ALL: [Origin; 7] = [
+        Origin::Web,
+        Origin::Watcher,
+        Origin::Startup,
+        Origin::Reactor,
+        Origin::Cli,
+        Origin::Mcp,
+        Origin::Assistant,
+    ];
+
+    /// An origin by its name (`web`, `watcher`, …).
+    pub fn parse(s: &str) -> Option<Origin> {
+        Origin::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Web => "web",
@@ -234,6 +251,30 @@ pub enum Event {
     BulkCancelled {
         batch: u128,
     },
+    // ---- history (issue 10) ----
+    /// The library was put back as it was right after `to_seq`: documents, covers, default
+    /// fields, preferences, settings and the default checkpoint. Jobs, images, sync failures
+    /// and the workflow template are not rewound. The event carries the difference computed
+    /// when it was decided, so the fold never reads the ledger.
+    Restored {
+        to_seq: u64,
+        /// Entries taken out first: present before, absent (or in another file) at `to_seq`.
+        removed: Vec<EntryRef>,
+        /// Entries put back as they were at `to_seq` (new, or different in any way).
+        put: Vec<EntryState>,
+        /// Preferences that differ; `json: None` means the key was not set at `to_seq`.
+        preferences: Vec<PreferenceState>,
+        /// The settings at `to_seq`, when they differ.
+        settings: Option<String>,
+        /// The default checkpoint at `to_seq` (`Some(None)`: none), when it differs.
+        default_checkpoint: Option<Option<String>>,
+    },
+    /// A deleted entry (soft delete, or its file removed outside the app) put back as it was
+    /// right before `deleted_seq`.
+    Undeleted {
+        deleted_seq: u64,
+        entry: EntryState,
+    },
     // ---- workshop (issue 9) ----
     /// An image was starred (or unstarred) in the image gallery. `path` is the image as events
     /// name images (`uploads/<category>/<slug>/…`).
@@ -291,6 +332,35 @@ pub struct Draft {
     pub batch: Option<u128>,
     /// The LoRA file (relative to the LoRA root) a bulk run drafted it for.
     pub lora: Option<String>,
+}
+
+/// One library entry in full, as a restore or an undelete puts it back. Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct EntryState {
+    pub category: Category,
+    pub slug: String,
+    pub file: String,
+    pub body: DocBody,
+    pub cover: Option<String>,
+    pub default_fields: Vec<String>,
+    /// Starred in its gallery.
+    pub favourite: bool,
+}
+
+/// An entry a restore takes out (its file is removed unless another entry takes it). Frozen.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct EntryRef {
+    pub category: Category,
+    pub slug: String,
+    pub file: String,
+}
+
+/// A preference as a restore puts it back; `json: None` removes the key. Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct PreferenceState {
+    pub scope: String,
+    pub key: String,
+    pub json: Option<String>,
 }
 
 /// One cell of a strengths sweep: its job and the weight(s) it is made at. Frozen shape.
@@ -353,10 +423,38 @@ impl Event {
             Event::BulkStarted { .. } => "bulk_started",
             Event::BulkItemFailed { .. } => "bulk_item_failed",
             Event::BulkCancelled { .. } => "bulk_cancelled",
+            Event::Restored { .. } => "restored",
+            Event::Undeleted { .. } => "undeleted",
             Event::ImageFavouriteSet { .. } => "image_favourite_set",
             Event::ImageDeleted { .. } => "image_deleted",
             Event::StrengthsSwept { .. } => "strengths_swept",
             Event::EntryTransferred { .. } => "entry_transferred",
+        }
+    }
+
+    /// The kind's position in `KINDS` (its stored variant index), used by the ledger's indexes.
+    pub fn kind_code(&self) -> u8 {
+        KINDS
+            .iter()
+            .position(|k| *k == self.kind())
+            .map_or(u8::MAX, |i| i as u8)
+    }
+
+    /// Every library entry the event changes: its subject, or for a restore every entry it
+    /// puts back or takes out.
+    pub fn subjects(&self) -> Vec<(Category, &str)> {
+        match self {
+            Event::Restored { removed, put, .. } => {
+                let mut out: Vec<(Category, &str)> = removed
+                    .iter()
+                    .map(|r| (r.category, r.slug.as_str()))
+                    .chain(put.iter().map(|p| (p.category, p.slug.as_str())))
+                    .collect();
+                out.sort();
+                out.dedup();
+                out
+            }
+            _ => self.subject().into_iter().collect(),
         }
     }
 
@@ -384,6 +482,7 @@ impl Event {
             | Event::CoverSet { category, slug, .. }
             | Event::DefaultFieldsSaved { category, slug, .. }
             | Event::FavouriteSet { category, slug, .. } => Some((*category, slug)),
+            Event::Undeleted { entry, .. } => Some((entry.category, &entry.slug)),
             Event::StrengthsSwept {
                 target: (category, slug),
                 ..
@@ -393,76 +492,274 @@ impl Event {
         }
     }
 
-    /// The event as a JSON object for the API: its fields plus `type`. Document bodies are
-    /// summarised (id, name, byte length) to keep event listings small.
-    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        if let Some(map) = self.workshop_json() {
-            return map;
-        }
-        let mut map = match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(outer)) => match outer.into_iter().next() {
-                Some((_, serde_json::Value::Object(inner))) => inner,
-                _ => serde_json::Map::new(),
-            },
-            _ => serde_json::Map::new(),
+    /// The event as a JSON object for the API: `type` and every field of the event, losslessly
+    /// (document and recipe texts as strings, ids as ULID text, categories by key, targets as
+    /// `category/slug`). The README documents each kind's shape.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("type".into(), self.kind().into());
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.into(), v);
         };
-        if let Some(serde_json::Value::Object(body)) = map.get_mut("body") {
-            let len = body
-                .get("json")
-                .and_then(|j| j.as_str())
-                .map_or(0, str::len);
-            body.remove("json");
-            body.insert("bytes".into(), len.into());
-        }
-        if let Event::DraftMade { made, .. } = self {
-            map.insert(
-                "made".into(),
-                serde_json::json!({
-                    "category": made.category.key(),
-                    "model": made.model,
-                    "request": made.request,
-                    "tool_calls": serde_json::from_str::<serde_json::Value>(&made.tool_calls)
-                        .unwrap_or(serde_json::Value::Null),
-                    "document": serde_json::from_str::<serde_json::Value>(&made.document)
-                        .unwrap_or(serde_json::Value::Null),
-                    "batch": made.batch.map(|b| ulid::Ulid::from(b).to_string()),
-                    "lora": made.lora,
-                }),
-            );
-        }
-        for key in ["job", "endless", "draft", "batch"] {
-            if let Some(id) = self.id_field(key) {
-                map.insert(key.into(), ulid::Ulid::from(id).to_string().into());
+        match self {
+            Event::DocumentSynced {
+                category,
+                slug,
+                file,
+                body,
+            } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("file", file.as_str().into());
+                put("body", body_json(body));
+            }
+            Event::DocumentCreated {
+                category,
+                slug,
+                file,
+                body,
+                source,
+            } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("file", file.as_str().into());
+                put("body", body_json(body));
+                put("source", source_json(source));
+            }
+            Event::DocumentEdited {
+                category,
+                slug,
+                body,
+            } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("body", body_json(body));
+            }
+            Event::DocumentDeleted {
+                category,
+                slug,
+                file,
+                hard,
+            } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("file", file.as_str().into());
+                put("hard", (*hard).into());
+            }
+            Event::FileVanished {
+                category,
+                slug,
+                file,
+            } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("file", file.as_str().into());
+            }
+            Event::SyncFailed {
+                category,
+                file,
+                hash,
+                error,
+            } => {
+                put("category", category.key().into());
+                put("file", file.as_str().into());
+                put("hash", (*hash).into());
+                put("error", error.as_str().into());
+            }
+            Event::SyncFailureCleared { category, file } => {
+                put("category", category.key().into());
+                put("file", file.as_str().into());
+            }
+            Event::CoverSet {
+                category,
+                slug,
+                path,
+            } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("path", path.as_str().into());
+            }
+            Event::CoversCleared { category } => put("category", category.key().into()),
+            Event::DefaultFieldsSaved {
+                category,
+                slug,
+                fields,
+            } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("fields", fields.clone().into());
+            }
+            Event::PreferenceSet { scope, key, json } => {
+                put("scope", scope.as_str().into());
+                put("key", key.as_str().into());
+                put("json", json.as_str().into());
+            }
+            Event::SettingsChanged {
+                json,
+                llm_key_changed,
+            } => {
+                put("json", json.as_str().into());
+                put("llm_key_changed", (*llm_key_changed).into());
+            }
+            Event::DefaultCheckpointSet { path } => put("path", path.clone().into()),
+            Event::JobRequested { job, spec } => {
+                put("job", ulid_text(*job).into());
+                put(
+                    "spec",
+                    serde_json::json!({
+                        "label": spec.label,
+                        "target": spec.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
+                        "set_cover": spec.set_cover,
+                        "recipe": spec.recipe,
+                        "request": spec.request,
+                        "batch": spec.batch.map(ulid_text),
+                        "retry_of": spec.retry_of.map(ulid_text),
+                        "endless": spec.endless.map(ulid_text),
+                    }),
+                );
+            }
+            Event::JobSubmitted {
+                job,
+                backend,
+                prompt_id,
+                attempt,
+                vanilla,
+            } => {
+                put("job", ulid_text(*job).into());
+                put("backend", backend.as_str().into());
+                put("prompt_id", prompt_id.as_str().into());
+                put("attempt", (*attempt).into());
+                put("vanilla", (*vanilla).into());
+            }
+            Event::JobSucceeded { job, images } => {
+                put("job", ulid_text(*job).into());
+                put("images", images.clone().into());
+            }
+            Event::JobFailed {
+                job,
+                error,
+                node,
+                retryable,
+            } => {
+                put("job", ulid_text(*job).into());
+                put("error", error.as_str().into());
+                put("node", node.clone().into());
+                put("retryable", (*retryable).into());
+            }
+            Event::JobSetAside { job, reason } => {
+                put("job", ulid_text(*job).into());
+                put("reason", reason.as_str().into());
+            }
+            Event::JobCancelled { job } => put("job", ulid_text(*job).into()),
+            Event::QueuePaused { paused } => put("paused", (*paused).into()),
+            Event::EndlessStarted { endless, request } => {
+                put("endless", ulid_text(*endless).into());
+                put("request", request.as_str().into());
+            }
+            Event::EndlessStopped { endless } => put("endless", ulid_text(*endless).into()),
+            Event::WorkflowSynced { file, json } => {
+                put("file", file.as_str().into());
+                put("json", json.as_str().into());
+            }
+            Event::WorkflowRefused { file, hash, error } => {
+                put("file", file.as_str().into());
+                put("hash", (*hash).into());
+                put("error", error.as_str().into());
+            }
+            Event::FavouriteSet { category, slug, on } => {
+                put("category", category.key().into());
+                put("slug", slug.as_str().into());
+                put("on", (*on).into());
+            }
+            Event::DraftMade { draft, made } => {
+                put("draft", ulid_text(*draft).into());
+                // The texts as the JSON they hold (what the assistant's pages read).
+                put(
+                    "made",
+                    serde_json::json!({
+                        "category": made.category.key(),
+                        "model": made.model,
+                        "request": made.request,
+                        "tool_calls": serde_json::from_str::<Value>(&made.tool_calls)
+                            .unwrap_or(Value::String(made.tool_calls.clone())),
+                        "document": serde_json::from_str::<Value>(&made.document)
+                            .unwrap_or(Value::String(made.document.clone())),
+                        "batch": made.batch.map(ulid_text),
+                        "lora": made.lora,
+                    }),
+                );
+            }
+            Event::BulkStarted {
+                batch,
+                category,
+                loras,
+            } => {
+                put("batch", ulid_text(*batch).into());
+                put("category", category.key().into());
+                put("loras", loras.clone().into());
+            }
+            Event::BulkItemFailed { batch, lora, error } => {
+                put("batch", ulid_text(*batch).into());
+                put("lora", lora.as_str().into());
+                put("error", error.as_str().into());
+            }
+            Event::BulkCancelled { batch } => put("batch", ulid_text(*batch).into()),
+            Event::Restored {
+                to_seq,
+                removed,
+                put: entries,
+                preferences,
+                settings,
+                default_checkpoint,
+            } => {
+                put("to_seq", (*to_seq).into());
+                put(
+                    "removed",
+                    removed
+                        .iter()
+                        .map(|r| {
+                            serde_json::json!({"category": r.category.key(), "slug": r.slug, "file": r.file})
+                        })
+                        .collect(),
+                );
+                put("put", entries.iter().map(entry_state_json).collect());
+                put(
+                    "preferences",
+                    preferences
+                        .iter()
+                        .map(
+                            |p| serde_json::json!({"scope": p.scope, "key": p.key, "json": p.json}),
+                        )
+                        .collect(),
+                );
+                put("settings", settings.clone().into());
+                put(
+                    "default_checkpoint",
+                    match default_checkpoint {
+                        None => Value::Null,
+                        Some(path) => serde_json::json!({ "path": path }),
+                    },
+                );
+            }
+            Event::Undeleted { deleted_seq, entry } => {
+                put("deleted_seq", (*deleted_seq).into());
+                put("entry", entry_state_json(entry));
+            }
+            Event::ImageFavouriteSet { .. }
+            | Event::ImageDeleted { .. }
+            | Event::StrengthsSwept { .. }
+            | Event::EntryTransferred { .. } => {
+                for (k, v) in self.workshop_json() {
+                    put(&k, v);
+                }
             }
         }
-        if let Event::JobRequested { spec, .. } = self {
-            map.insert(
-                "spec".into(),
-                serde_json::json!({
-                    "label": spec.label,
-                    "target": spec.target.as_ref().map(|(c, s)| format!("{}/{s}", c.key())),
-                    "set_cover": spec.set_cover,
-                    "batch": spec.batch.map(|b| ulid::Ulid::from(b).to_string()),
-                    "retry_of": spec.retry_of.map(|b| ulid::Ulid::from(b).to_string()),
-                    "endless": spec.endless.map(|b| ulid::Ulid::from(b).to_string()),
-                }),
-            );
-        }
-        let about = match self {
-            Event::BulkStarted { category, .. } => Some(*category),
-            _ => self.subject().map(|s| s.0).or(self.category()),
-        };
-        if let Some(c) = map.get_mut("category")
-            && let Some(cat) = about
-        {
-            *c = cat.key().into();
-        }
-        map.insert("type".into(), self.kind().into());
-        map
+        m
     }
 
-    /// The API form of the workshop's events, whose ids (u128) JSON numbers cannot hold.
-    fn workshop_json(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+    /// The fields of the workshop's events for `to_json` (ids as ULID text: JSON numbers
+    /// cannot hold a u128).
+    fn workshop_json(&self) -> Map<String, Value> {
         use serde_json::json;
         let ulid = |id: u128| ulid::Ulid::from(id).to_string();
         let v = match self {
@@ -499,30 +796,11 @@ impl Event {
                 "unmapped": unmapped,
                 "category": to.key(),
             }),
-            _ => return None,
+            _ => Value::Null,
         };
-        let serde_json::Value::Object(mut map) = v else {
-            return None;
-        };
-        map.insert("type".into(), self.kind().into());
-        Some(map)
-    }
-
-    fn id_field(&self, key: &str) -> Option<u128> {
-        match (self, key) {
-            (_, "job") => self.job(),
-            (Event::DraftMade { draft, .. }, "draft") => Some(*draft),
-            (
-                Event::BulkStarted { batch, .. }
-                | Event::BulkItemFailed { batch, .. }
-                | Event::BulkCancelled { batch },
-                "batch",
-            ) => Some(*batch),
-            (
-                Event::EndlessStarted { endless, .. } | Event::EndlessStopped { endless },
-                "endless",
-            ) => Some(*endless),
-            _ => None,
+        match v {
+            Value::Object(map) => map,
+            _ => Map::new(),
         }
     }
 
@@ -535,6 +813,73 @@ impl Event {
             _ => self.subject().map(|s| s.0),
         }
     }
+}
+
+/// Every kind name, in variant order: a kind's position is its stored variant index. Append
+/// only, like the variants.
+pub const KINDS: [&str; 35] = [
+    "document_synced",
+    "document_created",
+    "document_edited",
+    "document_deleted",
+    "file_vanished",
+    "sync_failed",
+    "sync_failure_cleared",
+    "cover_set",
+    "covers_cleared",
+    "default_fields_saved",
+    "preference_set",
+    "settings_changed",
+    "default_checkpoint_set",
+    "job_requested",
+    "job_submitted",
+    "job_succeeded",
+    "job_failed",
+    "job_set_aside",
+    "job_cancelled",
+    "queue_paused",
+    "endless_started",
+    "endless_stopped",
+    "workflow_synced",
+    "workflow_refused",
+    "favourite_set",
+    "draft_made",
+    "bulk_started",
+    "bulk_item_failed",
+    "bulk_cancelled",
+    "restored",
+    "undeleted",
+    "image_favourite_set",
+    "image_deleted",
+    "strengths_swept",
+    "entry_transferred",
+];
+
+/// A ULID (as stored, a big-endian u128) in its 26-character text form.
+pub fn ulid_text(id: u128) -> String {
+    ulid::Ulid::from(id).to_string()
+}
+
+fn body_json(b: &DocBody) -> Value {
+    serde_json::json!({"id": b.id, "name": b.name, "json": b.json})
+}
+
+/// A document's source as serde writes it (`"Manual"`, `{"Clone": {"from": …}}`, …), the shape
+/// the API has always shown.
+fn source_json(s: &Source) -> Value {
+    serde_json::to_value(s).unwrap_or(Value::Null)
+}
+
+fn entry_state_json(e: &EntryState) -> Value {
+    serde_json::json!({
+        "category": e.category.key(),
+        "slug": e.slug,
+        "file": e.file,
+        "body": body_json(&e.body),
+        "cover": e.cover,
+        "default_fields": e.default_fields,
+        "favourite": e.favourite,
+    })
 }
 
 /// An event with its envelope, before it has a sequence number.
@@ -561,16 +906,13 @@ impl Stored {
     }
 
     /// The API's JSON form: `seq`, `id`, `at`, `origin`, `type` and the event's fields.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(&self) -> Value {
         let mut map = self.envelope.event.to_json();
         map.insert("seq".into(), self.seq.into());
-        map.insert(
-            "id".into(),
-            ulid::Ulid::from(self.envelope.id).to_string().into(),
-        );
+        map.insert("id".into(), ulid_text(self.envelope.id).into());
         map.insert("at".into(), self.envelope.at.into());
         map.insert("origin".into(), self.envelope.origin.as_str().into());
-        serde_json::Value::Object(map)
+        Value::Object(map)
     }
 }
 
@@ -615,6 +957,66 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, CodecError> {
         Some((v, _)) => Err(CodecError(format!("unknown schema version {v}"))),
         None => Err(CodecError("empty record".into())),
     }
+}
+
+/// An event's envelope read from its stored bytes without decoding the event's body.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Peek {
+    pub id: u128,
+    pub at: u64,
+    pub origin: Origin,
+    pub kind: &'static str,
+}
+
+/// bincode's variable-length unsigned integer (standard config): one byte below 251, else a
+/// marker (251: u16, 252: u32, 253: u64, 254: u128) and the little-endian bytes.
+fn varint(b: &[u8], at: &mut usize) -> Result<u128, CodecError> {
+    let short = || CodecError("the record ends inside its envelope".into());
+    let first = *b.get(*at).ok_or_else(short)?;
+    *at += 1;
+    let width = match first {
+        0..=250 => return Ok(u128::from(first)),
+        251 => 2,
+        252 => 4,
+        253 => 8,
+        254 => 16,
+        _ => return Err(CodecError(format!("invalid integer marker {first}"))),
+    };
+    let bytes = b.get(*at..*at + width).ok_or_else(short)?;
+    *at += width;
+    let mut v = [0u8; 16];
+    v[..width].copy_from_slice(bytes);
+    Ok(u128::from_le_bytes(v))
+}
+
+/// The envelope of stored bytes (schema version 1) — id, time, origin and kind — without
+/// decoding the rest: what an export needs per line.
+pub fn peek(bytes: &[u8]) -> Result<Peek, CodecError> {
+    match bytes.first() {
+        Some(&SCHEMA_V1) => {}
+        Some(v) => return Err(CodecError(format!("unknown schema version {v}"))),
+        None => return Err(CodecError("empty record".into())),
+    }
+    let mut at = 1;
+    let id = varint(bytes, &mut at)?;
+    let time = u64::try_from(varint(bytes, &mut at)?)
+        .map_err(|_| CodecError("the time does not fit 64 bits".into()))?;
+    let o = varint(bytes, &mut at)?;
+    let origin = usize::try_from(o)
+        .ok()
+        .and_then(|i| Origin::ALL.get(i).copied())
+        .ok_or_else(|| CodecError(format!("unknown origin {o}")))?;
+    let k = varint(bytes, &mut at)?;
+    let kind = usize::try_from(k)
+        .ok()
+        .and_then(|i| KINDS.get(i).copied())
+        .ok_or_else(|| CodecError(format!("unknown event kind {k}")))?;
+    Ok(Peek {
+        id,
+        at: time,
+        origin,
+        kind,
+    })
 }
 
 /// A stable 64-bit content hash (FNV-1a), used to recognise bytes already seen.
@@ -788,6 +1190,49 @@ mod tests {
                 error: "the model refused".into(),
             },
             Event::BulkCancelled { batch: 17 },
+            Event::Restored {
+                to_seq: 5,
+                removed: vec![EntryRef {
+                    category: c,
+                    slug: "new".into(),
+                    file: "new.json".into(),
+                }],
+                put: vec![EntryState {
+                    category: Category::Outfits,
+                    slug: "maid".into(),
+                    file: "maid.json".into(),
+                    body: body("d"),
+                    cover: Some("uploads/outfits/maid/cover.png".into()),
+                    default_fields: vec!["wardrobe::top".into()],
+                    favourite: true,
+                }],
+                preferences: vec![
+                    PreferenceState {
+                        scope: "generator".into(),
+                        key: "extra_positive".into(),
+                        json: Some("\"sunset\"".into()),
+                    },
+                    PreferenceState {
+                        scope: "global".into(),
+                        key: "checkpoint".into(),
+                        json: None,
+                    },
+                ],
+                settings: Some("{}".into()),
+                default_checkpoint: Some(None),
+            },
+            Event::Undeleted {
+                deleted_seq: 9,
+                entry: EntryState {
+                    category: c,
+                    slug: "s".into(),
+                    file: "s.json".into(),
+                    body: body("e"),
+                    cover: None,
+                    default_fields: Vec::new(),
+                    favourite: false,
+                },
+            },
             Event::ImageFavouriteSet {
                 path: "uploads/characters/s/x_0.png".into(),
                 on: true,
@@ -868,6 +1313,8 @@ mod tests {
                 | Event::BulkStarted { .. }
                 | Event::BulkItemFailed { .. }
                 | Event::BulkCancelled { .. }
+                | Event::Restored { .. }
+                | Event::Undeleted { .. }
                 | Event::ImageFavouriteSet { .. }
                 | Event::ImageDeleted { .. }
                 | Event::StrengthsSwept { .. }
@@ -938,7 +1385,7 @@ mod tests {
     }
 
     #[test]
-    fn api_json_names_the_kind_and_hides_document_text() {
+    fn api_json_names_the_kind_and_carries_the_document_text() {
         let s = Stored {
             seq: 7,
             envelope: envelope(0, examples()[0].clone()),
@@ -949,7 +1396,99 @@ mod tests {
         assert_eq!(j["origin"], "web");
         assert_eq!(j["category"], "characters");
         assert_eq!(j["body"]["id"], "a_id");
-        assert!(j["body"].get("json").is_none());
+        assert_eq!(j["body"]["json"], "{\n  \"x\": \"a\"\n}\n");
         assert_eq!(j["id"].as_str().unwrap().len(), 26);
+    }
+
+    /// Every leaf value of an event (as serde sees it) somewhere in its API JSON: no field is
+    /// summarised away.
+    fn leaves(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.values().for_each(|x| leaves(x, out)),
+            Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            // JSON held as text counts by its own leaves (the API may show it parsed).
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(v @ (Value::Object(_) | Value::Array(_))) => leaves(&v, out),
+                _ => out.push(s.clone()),
+            },
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Bool(b) => out.push(b.to_string()),
+            Value::Null => {}
+        }
+    }
+
+    #[test]
+    fn api_json_holds_every_field_of_every_kind() {
+        for e in examples() {
+            let raw = serde_json::to_value(&e).unwrap();
+            let api = Value::Object(e.to_json());
+            let mut want = Vec::new();
+            leaves(&raw, &mut want);
+            let mut have = Vec::new();
+            leaves(&api, &mut have);
+            // Targets are shown as `category/slug`: their parts count too.
+            let parts: Vec<String> = have
+                .iter()
+                .flat_map(|h| h.split('/').map(String::from).collect::<Vec<_>>())
+                .collect();
+            for w in want {
+                // Ids are shown as ULID text, categories by key.
+                let mut forms = vec![w.clone()];
+                if let Ok(n) = w.parse::<u128>() {
+                    forms.push(ulid_text(n));
+                }
+                if let Some(c) = Category::ALL.iter().find(|c| format!("{c:?}") == w) {
+                    forms.push(c.key().to_string());
+                }
+                assert!(
+                    forms.iter().any(|f| have.contains(f) || parts.contains(f)),
+                    "{}: {w} missing from {api}",
+                    e.kind()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn peeking_reads_the_envelope_as_decoding_does() {
+        let ids = [0u128, 250, 251, 70_000, 1 << 40, u128::MAX];
+        let times = [0u64, 250, 65_535, 1_790_000_000_000, u64::MAX];
+        for (i, e) in examples().into_iter().enumerate() {
+            let env = Envelope {
+                id: ids[i % ids.len()],
+                at: times[i % times.len()],
+                origin: Origin::ALL[i % Origin::ALL.len()],
+                event: e,
+            };
+            let bytes = encode(&env).unwrap();
+            let p = peek(&bytes).unwrap();
+            assert_eq!(
+                (p.id, p.at, p.origin, p.kind),
+                (env.id, env.at, env.origin, env.event.kind())
+            );
+            assert!(peek(&bytes[..3]).is_err());
+        }
+        assert!(peek(&[]).is_err());
+        assert!(peek(&[7, 0]).is_err());
+        assert!(peek(&[SCHEMA_V1, 255]).is_err());
+    }
+
+    #[test]
+    fn kinds_are_listed_in_variant_order() {
+        for (i, e) in examples().iter().enumerate() {
+            assert_eq!(KINDS[i], e.kind());
+            assert_eq!(e.kind_code() as usize, i);
+        }
+        assert_eq!(KINDS.len(), examples().len());
+    }
+
+    #[test]
+    fn a_restore_names_every_entry_it_touches() {
+        let e = &examples()[29];
+        assert_eq!(
+            e.subjects(),
+            vec![(Category::Characters, "new"), (Category::Outfits, "maid")]
+        );
+        assert_eq!(examples()[30].subjects(), vec![(Category::Characters, "s")]);
     }
 }

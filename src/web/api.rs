@@ -28,7 +28,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/api/health", get(health))
-        .route("/api/events", get(events))
         .route("/api/rescan", post(rescan_all))
         .route("/api/failures", get(failures))
         .route("/api/workflow", get(workflow))
@@ -80,7 +79,7 @@ pub fn category(key: &str) -> Result<Category, ApiError> {
     })
 }
 
-fn slug_param(slug: &str) -> Result<&str, ApiError> {
+pub(super) fn slug_param(slug: &str) -> Result<&str, ApiError> {
     if is_slug(slug) {
         Ok(slug)
     } else {
@@ -136,13 +135,25 @@ async fn exec(s: &AppState, cmd: Command) -> Result<Outcome, ApiError> {
     Ok(s.handle.run(Origin::Web, Request::Command(cmd)).await?)
 }
 
-/// The library as of `?at=SEQ`, or now.
-async fn library_at(
+/// The library as of `?at=SEQ` or `?at_time=TIME` (RFC 3339 or unix ms: the newest event
+/// at or before it), or now (`None`).
+pub(super) async fn library_at(
     s: &AppState,
     q: &HashMap<String, String>,
 ) -> Result<Option<Library>, ApiError> {
-    let Some(at) = q_u64(q, "at")? else {
-        return Ok(None);
+    let at = match (q_u64(q, "at")?, q.get("at_time")) {
+        (Some(_), Some(_)) => return Err(ApiError::bad("give ?at or ?at_time, not both")),
+        (Some(at), None) => at,
+        (None, Some(t)) => {
+            let ms = crate::history::time::parse(t)
+                .map_err(|e| ApiError::bad(format!("?at_time: {e}")))?;
+            let h = s.handle.clone();
+            tokio::task::spawn_blocking(move || h.ledger().seq_at_time(ms))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?
+        }
+        (None, None) => return Ok(None),
     };
     if at >= s.handle.library().seq {
         return Ok(None);
@@ -165,9 +176,13 @@ struct Item<'a> {
     file: &'a str,
     cover: Option<String>,
     version: u64,
+    /// The seq of the last change to the document text.
+    content_version: u64,
+    /// The cover was made from an older version of the document (`history::stale`).
+    stale: bool,
 }
 
-fn item(e: &Entry) -> Item<'_> {
+fn item<'e>(lib: &Library, e: &'e Entry) -> Item<'e> {
     Item {
         slug: &e.slug,
         id: &e.id,
@@ -175,11 +190,13 @@ fn item(e: &Entry) -> Item<'_> {
         file: &e.file,
         cover: e.cover.as_ref().map(|p| format!("/static/{p}")),
         version: e.version,
+        content_version: e.content_version,
+        stale: crate::history::stale::entry_is_stale(lib, e),
     }
 }
 
-fn entry_json(e: &Entry) -> Value {
-    let mut v = serde_json::to_value(item(e)).unwrap_or_default();
+pub(super) fn entry_json(lib: &Library, e: &Entry) -> Value {
+    let mut v = serde_json::to_value(item(lib, e)).unwrap_or_default();
     if let Value::Object(m) = &mut v {
         m.insert("data".into(), e.data().map_or(Value::Null, Value::Object));
         m.insert("default_fields".into(), json!(e.default_fields));
@@ -192,7 +209,7 @@ fn list_body(lib: &Library, c: Category) -> Result<Vec<u8>, ApiError> {
     struct Items<'a> {
         items: Vec<Item<'a>>,
     }
-    let items = lib.shelf(c).docs.values().map(item).collect();
+    let items = lib.shelf(c).docs.values().map(|e| item(lib, e)).collect();
     serde_json::to_vec(&Items { items }).map_err(ApiError::internal)
 }
 
@@ -227,7 +244,7 @@ async fn list(State(s): State<AppState>, Path(cat): Path<String>, Query(q): Q) -
 
 fn one(lib: &Library, c: Category, slug: &str) -> Result<Value, ApiError> {
     lib.get(c, slug)
-        .map(entry_json)
+        .map(|e| entry_json(lib, e))
         .ok_or_else(|| ApiError::not_found(format!("no {} with slug '{slug}'", c.desc().singular)))
 }
 
@@ -603,7 +620,14 @@ fn entry_scope(s: &AppState, cat: &str, slug: &str) -> Result<String, ApiError> 
 async fn get_entry_prefs(
     State(s): State<AppState>,
     Path((cat, slug)): Path<(String, String)>,
+    Query(q): Q,
 ) -> ApiResult {
+    if let Some(lib) = library_at(&s, &q).await? {
+        let c = category(&cat)?;
+        let slug = slug_param(&slug)?;
+        one(&lib, c, slug)?;
+        return Ok(Json(prefs_json(&lib, &format!("{}/{slug}", c.key()))).into_response());
+    }
     let scope = entry_scope(&s, &cat, &slug)?;
     Ok(Json(prefs_json(&s.handle.library(), &scope)).into_response())
 }
@@ -626,8 +650,15 @@ fn page_scope(page: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn get_page_prefs(State(s): State<AppState>, Path(page): Path<String>) -> ApiResult {
+async fn get_page_prefs(
+    State(s): State<AppState>,
+    Path(page): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
     let scope = page_scope(&page)?;
+    if let Some(lib) = library_at(&s, &q).await? {
+        return Ok(Json(prefs_json(&lib, &scope)).into_response());
+    }
     Ok(Json(prefs_json(&s.handle.library(), &scope)).into_response())
 }
 
@@ -648,7 +679,10 @@ fn env_override(key: &str) -> Option<String> {
 
 /// The settings as `GET /api/settings` shows them (the key only as `llm_key_set`).
 pub fn settings_json(s: &AppState) -> Value {
-    let lib = s.handle.library();
+    settings_json_of(s, &s.handle.library())
+}
+
+fn settings_json_of(s: &AppState, lib: &Library) -> Value {
     let mut m: Map<String, Value> = serde_json::from_str(&lib.settings).unwrap_or_default();
     let mut overridden = Vec::new();
     for (env, key) in [("GAZE_LLM_URL", "llm_url"), ("GAZE_LLM_MODEL", "llm_model")] {
@@ -680,8 +714,11 @@ async fn test_backend(body: Bytes) -> ApiResult {
     Ok(Json(crate::jobs::reactor::probe(&url).await).into_response())
 }
 
-async fn get_settings(State(s): State<AppState>) -> Json<Value> {
-    Json(settings_json(&s))
+async fn get_settings(State(s): State<AppState>, Query(q): Q) -> ApiResult {
+    match library_at(&s, &q).await? {
+        Some(lib) => Ok(Json(settings_json_of(&s, &lib)).into_response()),
+        None => Ok(Json(settings_json(&s)).into_response()),
+    }
 }
 
 async fn put_settings(State(s): State<AppState>, body: Bytes) -> ApiResult {
@@ -766,16 +803,4 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
         "sync_failures": failures,
         "workflow_version": lib.workflow.as_ref().map(|w| w.version),
     }))
-}
-
-async fn events(State(s): State<AppState>, Query(q): Q) -> ApiResult {
-    let after = q_u64(&q, "after")?.unwrap_or(0);
-    let limit = q_u64(&q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
-    let h = s.handle.clone();
-    let list = tokio::task::spawn_blocking(move || h.ledger().read_after(after, limit))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let events: Vec<Value> = list.iter().map(|e| e.to_json()).collect();
-    Ok(Json(json!({"events": events, "last_seq": s.handle.ledger().last_seq()})).into_response())
 }

@@ -6,6 +6,7 @@ pub mod assets;
 mod assistant;
 mod error;
 pub mod guard;
+pub(crate) mod history_api;
 mod jobs;
 pub mod pages;
 pub mod thumbs;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(jobs::routes())
+        .merge(history_api::routes())
         .merge(assistant::routes(&state))
         .merge(thumbs::routes())
         .merge(pages::routes())

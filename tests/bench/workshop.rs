@@ -29,13 +29,66 @@ use std::time::{Duration, Instant};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WORDS: [&str; 60] = [
-    "silver", "hair", "long", "short", "blue", "eyes", "red", "green", "smile", "closed",
-    "mouth", "maid", "dress", "apron", "kimono", "school", "uniform", "armor", "cape", "hat",
-    "forest", "beach", "city", "night", "sunset", "rain", "snow", "library", "shrine", "cafe",
-    "sitting", "standing", "running", "waving", "reading", "jumping", "watercolor", "sketch",
-    "anime", "pixel", "soft", "lighting", "rim", "light", "detailed", "sparkle", "ribbon",
-    "boots", "gloves", "scarf", "twintails", "ponytail", "braid", "freckles", "glasses",
-    "umbrella", "lantern", "flowers", "stars", "clouds",
+    "silver",
+    "hair",
+    "long",
+    "short",
+    "blue",
+    "eyes",
+    "red",
+    "green",
+    "smile",
+    "closed",
+    "mouth",
+    "maid",
+    "dress",
+    "apron",
+    "kimono",
+    "school",
+    "uniform",
+    "armor",
+    "cape",
+    "hat",
+    "forest",
+    "beach",
+    "city",
+    "night",
+    "sunset",
+    "rain",
+    "snow",
+    "library",
+    "shrine",
+    "cafe",
+    "sitting",
+    "standing",
+    "running",
+    "waving",
+    "reading",
+    "jumping",
+    "watercolor",
+    "sketch",
+    "anime",
+    "pixel",
+    "soft",
+    "lighting",
+    "rim",
+    "light",
+    "detailed",
+    "sparkle",
+    "ribbon",
+    "boots",
+    "gloves",
+    "scarf",
+    "twintails",
+    "ponytail",
+    "braid",
+    "freckles",
+    "glasses",
+    "umbrella",
+    "lantern",
+    "flowers",
+    "stars",
+    "clouds",
 ];
 
 fn splitmix(mut x: u64) -> u64 {
@@ -94,7 +147,13 @@ fn copy_checkpoints(data: &Path) {
 
 /// Writes `n` images into a ledger: with `requests`, each job's request (a small recipe with a
 /// prompt from a pool of `prompts`) before its result. One image every 30 s, newest now.
-fn write_images(ledger: &Path, n: usize, slugs: &[String], requests: bool, prompts: u64) -> Duration {
+fn write_images(
+    ledger: &Path,
+    n: usize,
+    slugs: &[String],
+    requests: bool,
+    prompts: u64,
+) -> Duration {
     let l = Ledger::open(ledger).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -392,13 +451,28 @@ fn search(rt: &tokio::runtime::Runtime) -> Vec<String> {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let per = 1_112;
-    for c in ["characters", "looks", "outfits", "actions", "styles", "scenes", "detailers", "presets"] {
+    for c in [
+        "characters",
+        "looks",
+        "outfits",
+        "actions",
+        "styles",
+        "scenes",
+        "detailers",
+        "presets",
+    ] {
         write_category(&data, c, per);
     }
     copy_checkpoints(&data);
     let images = 100_000;
     let slugs = character_slugs(per);
-    write_images(&tmp.path().join("ledger/gaze.redb"), images, &slugs, true, 20_000);
+    write_images(
+        &tmp.path().join("ledger/gaze.redb"),
+        images,
+        &slugs,
+        true,
+        20_000,
+    );
     // In process: the entry word indexes and the prompt words.
     let lib = gaze::library::sync::library_from_disk(&data);
     let t = Instant::now();
@@ -456,7 +530,10 @@ fn search(rt: &tokio::runtime::Runtime) -> Vec<String> {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            assert!(t.elapsed() < Duration::from_secs(600), "prompts not indexed");
+            assert!(
+                t.elapsed() < Duration::from_secs(600),
+                "prompts not indexed"
+            );
         }
         println!(
             "  start-up {:.1} s; every image's prompt words read {:.1} s later",
@@ -472,8 +549,7 @@ fn search(rt: &tokio::runtime::Runtime) -> Vec<String> {
             ("nothing", "qqqqqq"),
             ("the navbar's short list", "hair&partial=1"),
         ] {
-            let (p50, p99, size, status) =
-                get_p(&http, &format!("{url}/search?q={q}"), 40).await;
+            let (p50, p99, size, status) = get_p(&http, &format!("{url}/search?q={q}"), 40).await;
             assert_eq!(status, 200);
             println!(
                 "  /search {label:<24} p50 {:>6.2} ms  p99 {:>6.2} ms  {:>4} KB",
@@ -545,7 +621,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    println!("workshop benchmark (binary {})", common::gaze_exe().display());
+    println!(
+        "workshop benchmark (binary {})",
+        common::gaze_exe().display()
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

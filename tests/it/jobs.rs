@@ -110,11 +110,16 @@ async fn a_generated_image_is_saved_with_its_metadata_and_can_replace_the_cover(
         params.contains("Negative prompt: ") && params.contains("Seed: 123"),
         "{params}"
     );
-    // The recipe holds the exact workflow sent.
+    // What ComfyUI received is the recipe's workflow as sent for this submission (its save
+    // node named after the prompt id).
     let (_, r) = g.get(&format!("/api/jobs/{id}/recipe")).await;
     assert_eq!(
-        Some(&r["recipe"]["workflow"]),
-        c.received(prompt_id).as_ref()
+        Some(gaze::engine::workflow::sent_graph(
+            &r["recipe"]["workflow"],
+            false,
+            prompt_id
+        )),
+        c.received(prompt_id)
     );
     let (_, st) = g.get(&format!("/api/queue/{id}/status")).await;
     assert_eq!(st["status"], "done");

@@ -13,6 +13,7 @@ mod crash;
 mod engine;
 mod generate;
 mod guard;
+mod history;
 mod jobs;
 mod library;
 mod pages;

@@ -8,7 +8,9 @@
 //!   (8×8 RGB, stored-deflate zlib, `tEXt` chunk `prompt`) that `/view` serves.
 //! - ComfyUI's "classic" output cache: resubmitting an identical graph re-executes nothing, lists
 //!   every node in `execution_cached`, replays `executed` and writes no new file
-//!   (`StandIn::set_caching(false)` turns this off).
+//!   (`StandIn::set_caching(false)` turns this off). `set_cache_reports_outputs(false)` mimics
+//!   ComfyUI builds that report nothing for cached nodes: a fully cached graph then ends with
+//!   empty `outputs` and no image at all.
 //! - `go_down` models a network outage: the listener is closed and every open connection
 //!   (HTTP keep-alive and WebSocket) is cut, but queue, history and the worker keep going, so a job
 //!   submitted before the outage can finish during it. `restart_forget` models a ComfyUI restart:
@@ -225,6 +227,12 @@ impl StandIn {
         self.sh.lock().caching = on;
     }
 
+    /// Whether nodes served from the cache report their outputs (the default). Off: an
+    /// identical graph produces no new outputs at all, and its history lists none.
+    pub fn set_cache_reports_outputs(&self, on: bool) {
+        self.sh.lock().cache_reports_outputs = on;
+    }
+
     pub fn set_checkpoints(&self, names: Vec<String>) {
         self.sh.lock().checkpoints = sorted(names);
     }
@@ -417,6 +425,9 @@ struct Inner {
     exec_time: Duration,
     mode: Mode,
     caching: bool,
+    /// Cached nodes replay their UI output (`executed`, history `outputs`); when false they
+    /// report nothing, like ComfyUI builds whose cache hides outputs.
+    cache_reports_outputs: bool,
     fail_remaining: usize,
     fail_message: String,
     up: bool,
@@ -453,6 +464,7 @@ impl Inner {
             exec_time: c.exec_time.min(Duration::from_secs(86_400)),
             mode: Mode::Normal,
             caching: true,
+            cache_reports_outputs: true,
             fail_remaining: 0,
             fail_message: String::new(),
             up: false,
@@ -2715,7 +2727,7 @@ async fn execute(sh: &Arc<Shared>, epoch: u64, item: QueueItem) {
                 return;
             }
             let ui = st.cache.get(&sig).cloned().unwrap_or(Value::Null);
-            if !ui.is_null() {
+            if !ui.is_null() && st.cache_reports_outputs {
                 run.add_output(&st, node, ui.clone());
             }
             run.completed.push((sig, ui));

@@ -450,7 +450,7 @@ pub fn entry_body(
                 (e.name)
                 @if nsfw { " " span.badge.text-bg-danger.align-middle { "NSFW" } }
                 @if e.favourite { " " span.text-warning.align-middle title="Favourite" aria-label="Favourite" { "★" } }
-                span.stale-slot data-stale-slot=(format!("{}/{}", c.key(), e.slug)) {}
+                " " (super::history::stale_badge(lib, c, e))
             }
             form method="post" action={ (base) "/favourite" } data-favourite {
                 (csrf_field(s))

@@ -437,8 +437,7 @@ fn card(lib: &Library, c: Category, e: &Entry, r: &Row, nsfw: &str) -> Markup {
                 div.card-badges {
                     @if e.cover.is_none() { span.badge.text-bg-dark.no-cover { "no cover" } }
                     @if r.nsfw { span.badge.text-bg-danger { "NSFW" } }
-                    // The history helper fills this in when a cover is older than its entry.
-                    span.stale-slot data-stale-slot=(format!("{}/{}", c.key(), e.slug)) {}
+                    (super::history::stale_badge(lib, c, e))
                 }
                 button.btn.btn-sm.fav-btn.on[e.favourite] type="submit" form="fav-form" formaction={ (href) "/favourite" }
                     name="on" value=(if e.favourite { "0" } else { "1" }) aria-pressed=(e.favourite)

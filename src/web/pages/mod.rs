@@ -3,7 +3,8 @@
 //! family uses; one module per family beside it: `home` (the `/library` overview), `gallery`
 //! (a category's cards), `entry` (an entry's page with live generation), `edit` (forms, raw
 //! JSON, create, clone, delete), `ui` (small partials), `assistant` ("Create with the
-//! assistant", draft review, bulk runs); the workshop: `generator` (mix and match), `images`
+//! assistant", draft review, bulk runs), `history` (the event log, restore, deleted entries,
+//! stale covers, entry histories, audits); the workshop: `generator` (mix and match), `images`
 //! (the image gallery and image view), `strengths` (LoRA weight sweeps), `transfer` (one kind
 //! of entry into another), `queue`, `settings`, `search`.
 //!
@@ -14,6 +15,7 @@ mod edit;
 mod entry;
 pub mod gallery;
 pub mod generator;
+mod history;
 mod home;
 pub mod images;
 mod queue;
@@ -149,6 +151,7 @@ pub fn routes() -> Router<AppState> {
         .merge(queue::routes())
         .merge(settings::routes())
         .merge(search::routes())
+        .merge(history::routes())
         .fallback(not_found)
 }
 

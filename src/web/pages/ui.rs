@@ -99,6 +99,10 @@ pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
                                 }
                             }
                         }
+                        li.nav-item {
+                            @let here = section == Some("history");
+                            a.nav-link.active[here] href="/history" aria-current=[here.then_some("page")] { "History" }
+                        }
                     }
                     div.d-flex.flex-wrap.flex-xl-nowrap.align-items-center.gap-2.navbar-tools {
                         form.nav-search.position-relative role="search" method="get" action="/search" data-nav-search {
