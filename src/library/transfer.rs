@@ -568,6 +568,37 @@ pub fn identity_fields() -> &'static [&'static str] {
     &IDENTITY
 }
 
+/// The mapping table as Markdown, one row per pair (the README holds this text; a test keeps
+/// them equal). Several sources into one target are listed together, joined with ", ".
+pub fn markdown() -> String {
+    let mut out =
+        String::from("| from | to | fields (source → target) | what for |\n|---|---|---|---|\n");
+    for r in RULES {
+        let mut targets: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (f, t) in r.fields {
+            match targets.iter_mut().find(|(tt, _)| tt == t) {
+                Some((_, fs)) => fs.push(f),
+                None => targets.push((t, vec![f])),
+            }
+        }
+        let fields: Vec<String> = targets
+            .iter()
+            .map(|(t, fs)| {
+                let fs: Vec<String> = fs.iter().map(|f| format!("`{f}`")).collect();
+                format!("{} → `{t}`", fs.join(" + "))
+            })
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.from.title(),
+            r.to.title(),
+            fields.join("; "),
+            r.note
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,6 +624,16 @@ mod tests {
             "tags": ["final fantasy"],
             "mood": "cheerful"
         }))
+    }
+
+    #[test]
+    fn the_readme_holds_the_mapping_table() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&markdown()),
+            "README.md's transfer table differs from RULES; paste this in:\n{}",
+            markdown()
+        );
     }
 
     #[test]
