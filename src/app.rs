@@ -127,6 +127,8 @@ pub async fn serve(
     let state = web::AppState::new(handle.clone(), config, Some(live), Some(addr))
         .with_assistant(assistant);
     crate::library::thumbs::start_background(handle.clone(), state.thumbs.clone());
+    state.images.clone().start();
+    let images = state.images.clone();
     // `gaze mcp library` and the history tools find a server that holds the ledger through this file.
     if let Err(e) = std::fs::write(&url_file, format!("{}\n", client_url(addr))) {
         tracing::warn!("could not write {}: {e}", url_file.display());
@@ -135,9 +137,12 @@ pub async fn serve(
     println!("gaze listening on http://{addr}");
     let served = web::serve(listener, state, shutdown).await;
     let _ = std::fs::remove_file(&url_file);
-    tokio::task::spawn_blocking(move || handle.snapshot_now())
-        .await
-        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        handle.snapshot_now();
+        images.save();
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     served
 }
 

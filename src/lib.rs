@@ -5,6 +5,7 @@ pub mod app;
 pub mod assistant;
 pub mod cli;
 pub mod engine;
+pub mod gallery;
 pub mod handle;
 pub mod history;
 pub mod jobs;

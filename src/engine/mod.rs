@@ -113,6 +113,94 @@ pub struct StrengthsSweep {
     pub steps: Vec<SweepStep>,
 }
 
+/// One axis of a strengths grid: a LoRA slot and the weights it takes (`min..=max` by `step`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SweepAxis {
+    pub slot: LoraSlot,
+    pub min: f64,
+    pub max: f64,
+    pub step: f64,
+}
+
+/// One cell of a strengths grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridStep {
+    pub x: f64,
+    pub y: Option<f64>,
+    pub workflow: Value,
+}
+
+/// A strengths grid: the base generation and one workflow per cell, row by row (`y` outer,
+/// `x` inner), in ascending weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StrengthsGrid {
+    pub base: Generation,
+    pub steps: Vec<GridStep>,
+}
+
+/// Two LoRA slots' weights at once (or one, with `y` absent): every (x, y) pair, with prompts,
+/// seed and every other setting fixed. Both slots must hold a LoRA in the base generation, be
+/// different, and make at most `workflow::MAX_SWEEP_STEPS` cells together.
+pub fn strengths_grid(
+    comp: &Composition<'_>,
+    opts: &GenerationOptions<'_>,
+    x: &SweepAxis,
+    y: Option<&SweepAxis>,
+) -> Result<StrengthsGrid, EngineError> {
+    let xs = workflow::sweep_weights(x.min, x.max, x.step)?;
+    let ys: Vec<Option<f64>> = match y {
+        Some(a) => {
+            if a.slot == x.slot {
+                return Err(EngineError::Sweep(format!(
+                    "both axes sweep slot {} ({:?}); pick another slot for the second",
+                    x.slot.node_id(),
+                    x.slot
+                )));
+            }
+            workflow::sweep_weights(a.min, a.max, a.step)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        }
+        None => vec![None],
+    };
+    if xs.len() * ys.len() > workflow::MAX_SWEEP_STEPS {
+        return Err(EngineError::Sweep(format!(
+            "{} × {} makes {} workflows; the limit is {}",
+            xs.len(),
+            ys.len(),
+            xs.len() * ys.len(),
+            workflow::MAX_SWEEP_STEPS
+        )));
+    }
+    let base = generate(comp, opts)?;
+    for slot in std::iter::once(x.slot).chain(y.map(|a| a.slot)) {
+        if !base.report.loras.iter().any(|l| l.slot == slot) {
+            return Err(EngineError::Sweep(format!(
+                "slot {} ({slot:?}) holds no LoRA in this composition",
+                slot.node_id()
+            )));
+        }
+    }
+    let mut steps = Vec::with_capacity(xs.len() * ys.len());
+    for wy in &ys {
+        for wx in &xs {
+            let mut wf = base.workflow.clone();
+            workflow::set_lora_weight(&mut wf, x.slot, *wx);
+            if let (Some(a), Some(w)) = (y, wy) {
+                workflow::set_lora_weight(&mut wf, a.slot, *w);
+            }
+            validate(&wf, &opts.known).map_err(EngineError::Invalid)?;
+            steps.push(GridStep {
+                x: *wx,
+                y: *wy,
+                workflow: wf,
+            });
+        }
+    }
+    Ok(StrengthsGrid { base, steps })
+}
+
 /// One LoRA slot's weight over `min..=max` by `step` (see `workflow::sweep_weights`), with prompts,
 /// seed and every other setting fixed. The slot must hold a LoRA in the base generation.
 pub fn strengths_sweep(

@@ -356,6 +356,88 @@ fn strengths_sweep_varies_only_the_swept_slot() {
     assert!(matches!(err, Err(EngineError::Sweep(_))));
 }
 
+#[test]
+fn a_strengths_grid_varies_two_slots_row_by_row() {
+    let (ch, st) = (tifa(), style());
+    let c = Composition {
+        character: doc("characters", "tifa", &ch),
+        style: doc("styles", "watercolor", &st),
+        ..Default::default()
+    };
+    let x = SweepAxis {
+        slot: LoraSlot::Style,
+        min: 0.0,
+        max: 1.0,
+        step: 0.5,
+    };
+    let y = SweepAxis {
+        slot: LoraSlot::Character,
+        min: 0.4,
+        max: 0.8,
+        step: 0.4,
+    };
+    let g = strengths_grid(&c, &opts(), &x, Some(&y)).unwrap();
+    let cells: Vec<(f64, Option<f64>)> = g.steps.iter().map(|s| (s.x, s.y)).collect();
+    assert_eq!(
+        cells,
+        [
+            (0.0, Some(0.4)),
+            (0.5, Some(0.4)),
+            (1.0, Some(0.4)),
+            (0.0, Some(0.8)),
+            (0.5, Some(0.8)),
+            (1.0, Some(0.8))
+        ]
+    );
+    for s in &g.steps {
+        let mut wf = s.workflow.clone();
+        assert_eq!(wf["19"]["inputs"]["strength_model"], json!(s.x));
+        assert_eq!(wf["16"]["inputs"]["strength_clip"], json!(s.y.unwrap()));
+        for (node, w) in [
+            (
+                "19",
+                g.base.workflow["19"]["inputs"]["strength_model"].clone(),
+            ),
+            (
+                "16",
+                g.base.workflow["16"]["inputs"]["strength_model"].clone(),
+            ),
+        ] {
+            wf[node]["inputs"]["strength_model"] = w.clone();
+            wf[node]["inputs"]["strength_clip"] = w;
+        }
+        assert_eq!(wf, g.base.workflow, "only the two swept weights differ");
+    }
+    // One axis is the plain sweep.
+    let one = strengths_grid(&c, &opts(), &x, None).unwrap();
+    let plain = strengths_sweep(&c, &opts(), LoraSlot::Style, 0.0, 1.0, 0.5).unwrap();
+    assert_eq!(
+        one.steps.iter().map(|s| &s.workflow).collect::<Vec<_>>(),
+        plain.steps.iter().map(|s| &s.workflow).collect::<Vec<_>>()
+    );
+    // Refusals: the same slot twice, an empty slot, too many cells.
+    let same = strengths_grid(&c, &opts(), &x, Some(&x));
+    assert!(matches!(same, Err(EngineError::Sweep(m)) if m.contains("both axes")));
+    let empty = SweepAxis {
+        slot: LoraSlot::Action,
+        ..y
+    };
+    let none = strengths_grid(&c, &opts(), &x, Some(&empty));
+    assert!(matches!(none, Err(EngineError::Sweep(m)) if m.contains("slot 18")));
+    let fine = SweepAxis { step: 0.1, ..x };
+    let big = strengths_grid(&c, &opts(), &fine, Some(&fine_y()));
+    assert!(matches!(big, Err(EngineError::Sweep(m)) if m.contains("limit")));
+}
+
+fn fine_y() -> SweepAxis {
+    SweepAxis {
+        slot: LoraSlot::Character,
+        min: 0.0,
+        max: 1.0,
+        step: 0.1,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation error cases: each type, produced by breaking a valid workflow by hand.
 

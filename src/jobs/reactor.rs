@@ -59,6 +59,10 @@ impl Default for ReactorOptions {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct BackendStatus {
     pub url: String,
+    /// `flag` (`--comfy` / `COMFYUI_URL`: always there) or `settings` (added at run time).
+    pub source: &'static str,
+    /// Removed from the settings: takes no new jobs, finishes the ones it holds.
+    pub removed: bool,
     pub healthy: bool,
     /// Whether FaceDetailer and its detector provider are installed; `None` until asked.
     pub impact_pack: Option<bool>,
@@ -109,6 +113,8 @@ impl Live {
             .iter()
             .map(|u| BackendStatus {
                 url: u.clone(),
+                source: "flag",
+                removed: false,
                 healthy: false,
                 impact_pack: None,
                 version: None,
@@ -187,8 +193,20 @@ impl Models {
     }
 }
 
+/// Where a backend came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// `--comfy` / `COMFYUI_URL`: always present, cannot be removed at run time.
+    Flag,
+    /// The `comfy_backends` setting, added and removed at run time.
+    Settings,
+}
+
 struct Slot {
     backend: Backend,
+    source: Source,
+    /// No longer wanted: takes no new jobs, keeps following the ones it holds.
+    removed: bool,
     models: Arc<Models>,
     models_at: Option<Instant>,
     healthy: bool,
@@ -200,6 +218,22 @@ struct Slot {
 }
 
 impl Slot {
+    fn new(url: &str, source: Source) -> Result<Slot, String> {
+        Ok(Slot {
+            backend: Backend::new(url)?,
+            source,
+            removed: false,
+            models: Arc::default(),
+            models_at: None,
+            healthy: false,
+            impact: None,
+            version: None,
+            error: None,
+            retry_at: Instant::now(),
+            backoff: Duration::from_millis(250),
+        })
+    }
+
     fn down(&mut self, e: &ComfyError) {
         self.healthy = false;
         self.error = Some(e.summary());
@@ -230,26 +264,23 @@ struct Reactor {
     posted: HashSet<String>,
     /// Full specs (recipes) of the jobs in hand, read from the ledger when first needed.
     specs: HashMap<u128, Arc<JobSpec>>,
+    /// Progress from every backend's socket, tagged with its slot.
+    progress_tx: mpsc::UnboundedSender<(usize, comfy::Progress)>,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+    /// The settings text the slots were last matched against.
+    settings_seen: Option<String>,
 }
 
-/// Starts the reactor on the current tokio runtime.
+/// Starts the reactor on the current tokio runtime. `opts.backends` (the flags) are always
+/// there; backends in the `comfy_backends` setting join and leave at run time.
 pub fn start(handle: Handle, opts: ReactorOptions) -> Result<Live, String> {
     let mut slots = Vec::new();
     for url in &opts.backends {
-        slots.push(Slot {
-            backend: Backend::new(url)?,
-            models: Arc::default(),
-            models_at: None,
-            healthy: false,
-            impact: None,
-            version: None,
-            error: None,
-            retry_at: Instant::now(),
-            backoff: Duration::from_millis(250),
-        });
+        slots.push(Slot::new(url, Source::Flag)?);
     }
     let live = Live::new(&opts.backends);
     let started_seq = handle.library().seq;
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let reactor = Reactor {
         started_seq,
         posted: HashSet::new(),
@@ -260,9 +291,72 @@ pub fn start(handle: Handle, opts: ReactorOptions) -> Result<Live, String> {
         tracked: HashMap::new(),
         finished_hint: HashSet::new(),
         live: live.clone(),
+        progress_tx,
+        watchers: Vec::new(),
+        settings_seen: None,
     };
-    tokio::spawn(reactor.run());
+    tokio::spawn(reactor.run(progress_rx));
     Ok(live)
+}
+
+/// What a test of a ComfyUI URL found (the settings page's "Test" button).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Probe {
+    pub url: String,
+    pub ok: bool,
+    pub version: Option<String>,
+    pub devices: Vec<String>,
+    /// FaceDetailer and its detector provider are installed.
+    pub impact_pack: Option<bool>,
+    pub checkpoints: Option<usize>,
+    pub loras: Option<usize>,
+    pub error: Option<String>,
+}
+
+/// Asks a ComfyUI at `url` what it is, without sending it any work.
+pub async fn probe(url: &str) -> Probe {
+    let mut p = Probe {
+        url: url.trim().trim_end_matches('/').to_string(),
+        ok: false,
+        version: None,
+        devices: Vec::new(),
+        impact_pack: None,
+        checkpoints: None,
+        loras: None,
+        error: None,
+    };
+    let backend = match Backend::new(url) {
+        Ok(b) => b,
+        Err(e) => {
+            p.error = Some(e);
+            return p;
+        }
+    };
+    match backend.system_stats().await {
+        Ok(stats) => {
+            p.ok = true;
+            p.version = stats.comfyui_version;
+            p.devices = stats.devices;
+        }
+        Err(e) => {
+            p.error = Some(e.summary());
+            return p;
+        }
+    }
+    let mut impact = true;
+    for class in engine::workflow::IMPACT_CLASSES {
+        match backend.has_node(class).await {
+            Ok(has) => impact &= has,
+            Err(e) => {
+                p.error = Some(e.summary());
+                return p;
+            }
+        }
+    }
+    p.impact_pack = Some(impact);
+    p.checkpoints = backend.models("checkpoints").await.ok().map(|l| l.len());
+    p.loras = backend.models("loras").await.ok().map(|l| l.len());
+    p
 }
 
 fn job_text(id: u128) -> String {
@@ -284,26 +378,12 @@ pub fn prompt_id(job: &Job) -> String {
 }
 
 impl Reactor {
-    async fn run(mut self) {
+    async fn run(mut self, mut prx: mpsc::UnboundedReceiver<(usize, comfy::Progress)>) {
         let mut events = self.handle.subscribe();
-        let (ptx, mut prx) = mpsc::unbounded_channel();
-        let mut watchers = Vec::new();
-        for (i, slot) in self.slots.iter().enumerate() {
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            watchers.push(slot.backend.watch_progress(
-                &self.opts.client_id,
-                tx,
-                std::future::pending::<()>(),
-            ));
-            let ptx = ptx.clone();
-            tokio::spawn(async move {
-                while let Some(p) = rx.recv().await {
-                    if ptx.send((i, p)).is_err() {
-                        break;
-                    }
-                }
-            });
+        for i in 0..self.slots.len() {
+            self.watch(i);
         }
+        self.sync_backends();
         loop {
             let progressed = self.step().await;
             if progressed {
@@ -332,9 +412,79 @@ impl Reactor {
                 _ = tokio::time::sleep(wait.min(next_retry).max(Duration::from_millis(5))) => {}
             }
         }
-        for w in watchers {
+        for w in &self.watchers {
             w.abort();
         }
+    }
+
+    /// Starts following slot `i`'s progress socket.
+    fn watch(&mut self, i: usize) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.watchers.push(self.slots[i].backend.watch_progress(
+            &self.opts.client_id,
+            tx,
+            std::future::pending::<()>(),
+        ));
+        let ptx = self.progress_tx.clone();
+        self.watchers.push(tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                if ptx.send((i, p)).is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+
+    /// Matches the slots to the `comfy_backends` setting: new URLs get a slot (appended: tracked
+    /// jobs refer to slots by index), removed ones stop taking jobs, re-added ones take jobs
+    /// again. Flag backends are never touched.
+    fn sync_backends(&mut self) {
+        let settings = {
+            let lib = self.handle.library();
+            if self.settings_seen.as_deref() == Some(lib.settings.as_str()) {
+                return;
+            }
+            lib.settings.clone()
+        };
+        let wanted = crate::library::settings::backends(&settings);
+        for slot in self
+            .slots
+            .iter_mut()
+            .filter(|s| s.source == Source::Settings)
+        {
+            let want = wanted.iter().any(|u| u == slot.backend.url());
+            if slot.removed == want {
+                slot.removed = !want;
+                tracing::info!(
+                    "ComfyUI at {} {}",
+                    slot.backend.url(),
+                    if want {
+                        "is back in the settings"
+                    } else {
+                        "was removed: it finishes the jobs it holds and takes no new ones"
+                    }
+                );
+            }
+        }
+        for url in wanted {
+            if self.slots.iter().any(|s| s.backend.url() == url) {
+                continue;
+            }
+            match Slot::new(&url, Source::Settings) {
+                Ok(slot) => {
+                    tracing::info!("ComfyUI at {url} added from the settings");
+                    self.slots.push(slot);
+                    self.watch(self.slots.len() - 1);
+                }
+                Err(e) => tracing::warn!("backend {url} from the settings: {e}"),
+            }
+        }
+        self.settings_seen = Some(settings);
+    }
+
+    /// Whether slot `i` holds jobs.
+    fn holds_jobs(&self, i: usize) -> bool {
+        self.tracked.values().any(|t| t.slot == i)
     }
 
     fn job_of_prompt(&self, prompt_id: &str) -> Option<u128> {
@@ -379,8 +529,14 @@ impl Reactor {
             .slots
             .iter()
             .enumerate()
+            .filter(|(i, s)| !s.removed || self.holds_jobs(*i))
             .map(|(i, s)| BackendStatus {
                 url: s.backend.url().to_string(),
+                source: match s.source {
+                    Source::Flag => "flag",
+                    Source::Settings => "settings",
+                },
+                removed: s.removed,
                 healthy: s.healthy,
                 impact_pack: s.impact,
                 version: s.version.clone(),
@@ -401,6 +557,7 @@ impl Reactor {
 
     /// One pass over everything. Returns whether anything moved.
     async fn step(&mut self) -> bool {
+        self.sync_backends();
         self.check_health().await;
         let mut events = Vec::new();
         self.follow_cancellations().await;
@@ -430,10 +587,15 @@ impl Reactor {
 
     async fn check_health(&mut self) {
         let now = Instant::now();
-        for slot in self
+        // A removed backend is only asked about while it holds jobs.
+        let idle_removed: Vec<bool> = (0..self.slots.len())
+            .map(|i| self.slots[i].removed && !self.holds_jobs(i))
+            .collect();
+        for (_, slot) in self
             .slots
             .iter_mut()
-            .filter(|s| !s.healthy && s.retry_at <= now)
+            .enumerate()
+            .filter(|(i, s)| !s.healthy && s.retry_at <= now && !idle_removed[*i])
         {
             match slot.backend.system_stats().await {
                 Ok(stats) => {
@@ -466,7 +628,7 @@ impl Reactor {
             }
         }
         // Model lists change when files are added: refresh them now and then.
-        for slot in self.slots.iter_mut().filter(|s| s.healthy) {
+        for slot in self.slots.iter_mut().filter(|s| s.healthy && !s.removed) {
             if slot
                 .models_at
                 .is_some_and(|t| now.duration_since(t) < MODELS_TTL)
@@ -521,7 +683,9 @@ impl Reactor {
 
     /// Submitted jobs the reactor does not follow yet (after a restart) are followed again.
     fn adopt(&mut self) {
-        let lib = self.handle.library();
+        let handle = self.handle.clone();
+        let lib = handle.library();
+        let mut new_slots = Vec::new();
         for id in &lib.jobs.submitted {
             if self.tracked.contains_key(id) {
                 continue;
@@ -532,12 +696,21 @@ impl Reactor {
             let (Some(url), Some(pid)) = (&job.backend, &job.prompt_id) else {
                 continue;
             };
-            let slot = self
-                .slots
-                .iter()
-                .position(|s| s.backend.url() == url.trim_end_matches('/'))
-                // A backend no longer configured: the first one is asked instead.
-                .unwrap_or(0);
+            let url = url.trim_end_matches('/');
+            let slot = match self.slots.iter().position(|s| s.backend.url() == url) {
+                Some(i) => i,
+                // A backend no longer configured (removed from the settings): it is followed
+                // for the jobs it holds, and given no new ones.
+                None => match Slot::new(url, Source::Settings) {
+                    Ok(mut s) => {
+                        s.removed = true;
+                        self.slots.push(s);
+                        new_slots.push(self.slots.len() - 1);
+                        self.slots.len() - 1
+                    }
+                    Err(_) => 0,
+                },
+            };
             self.tracked.insert(
                 *id,
                 Tracked {
@@ -545,6 +718,10 @@ impl Reactor {
                     prompt_id: pid.clone(),
                 },
             );
+        }
+        drop(lib);
+        for i in new_slots {
+            self.watch(i);
         }
     }
 
@@ -703,12 +880,17 @@ impl Reactor {
         let mut sends = Vec::new();
         for job in queued {
             let choice = (0..self.slots.len())
-                .filter(|&i| self.slots[i].healthy && load[i] < self.opts.max_in_flight)
+                .filter(|&i| {
+                    self.slots[i].healthy
+                        && !self.slots[i].removed
+                        && load[i] < self.opts.max_in_flight
+                })
                 .min_by_key(|&i| load[i]);
             let Some(slot) = choice else {
                 let reasons: Vec<String> = self
                     .slots
                     .iter()
+                    .filter(|s| !s.removed)
                     .map(|s| match &s.error {
                         Some(e) => format!("{}: {e}", s.backend.url()),
                         None => format!("{}: busy", s.backend.url()),

@@ -328,35 +328,63 @@ pub fn resolve_sweep(
     backend: &Backend<'_>,
     range: (f64, f64, f64),
 ) -> Result<Vec<(f64, Resolved)>, Refusal> {
-    let (base, steps) = resolve_inner(lib, req, seed, backend, Some(range))?;
+    Ok(resolve_grid(lib, req, seed, backend, range, None)?
+        .into_iter()
+        .map(|(x, _, r)| (x, r))
+        .collect())
+}
+
+/// The second axis of a strengths grid: another slot's weight range.
+pub type SecondAxis = (engine::workflow::LoraSlot, (f64, f64, f64));
+
+/// A strengths grid: the target's LoRA over `x` and, optionally, another slot's LoRA over
+/// `y`; one resolved generation per cell (row by row, ascending), everything else fixed.
+pub fn resolve_grid(
+    lib: &Library,
+    req: &GenRequest,
+    seed: u64,
+    backend: &Backend<'_>,
+    x: (f64, f64, f64),
+    y: Option<SecondAxis>,
+) -> Result<Vec<(f64, Option<f64>, Resolved)>, Refusal> {
+    let (base, steps) = resolve_inner(lib, req, seed, backend, Some((x, y)))?;
+    let x_slot = sweep_slot(req);
     Ok(steps
         .into_iter()
-        .map(|(weight, workflow)| {
+        .map(|(wx, wy, workflow)| {
             let mut r = base.clone();
             r.generation.workflow = workflow;
             for l in &mut r.generation.report.loras {
-                if Some(l.slot) == sweep_slot(req) {
-                    l.weight = weight;
+                if Some(l.slot) == x_slot {
+                    l.weight = wx;
+                }
+                if let (Some((slot, _)), Some(w)) = (y, wy)
+                    && l.slot == slot
+                {
+                    l.weight = w;
                 }
             }
-            (weight, r)
+            (wx, wy, r)
         })
         .collect())
 }
 
-fn sweep_slot(req: &GenRequest) -> Option<engine::workflow::LoraSlot> {
+/// The slot a strengths sweep of the request's target varies.
+pub fn sweep_slot(req: &GenRequest) -> Option<engine::workflow::LoraSlot> {
     let (c, _) = req.target.as_ref()?;
     engine::workflow::LoraSlot::for_category(*c)
 }
 
-type Swept = Vec<(f64, Value)>;
+type Swept = Vec<(f64, Option<f64>, Value)>;
+
+type Grid = ((f64, f64, f64), Option<SecondAxis>);
 
 fn resolve_inner(
     lib: &Library,
     req: &GenRequest,
     seed: u64,
     backend: &Backend<'_>,
-    sweep: Option<(f64, f64, f64)>,
+    sweep: Option<Grid>,
 ) -> Result<(Resolved, Swept), Refusal> {
     let mut req = req.clone();
     let target = match &req.target {
@@ -510,20 +538,32 @@ fn resolve_inner(
             engine::generate(&comp, &opts).map_err(|e| Refusal::Invalid(e.to_string()))?,
             Vec::new(),
         ),
-        Some((min, max, step)) => {
+        Some(((min, max, step), second)) => {
             let slot = sweep_slot(&req).ok_or_else(|| {
                 Refusal::Invalid(
                     "a strengths sweep needs a target whose category has a LoRA".into(),
                 )
             })?;
-            let s = engine::strengths_sweep(&comp, &opts, slot, min, max, step)
+            let x = engine::SweepAxis {
+                slot,
+                min,
+                max,
+                step,
+            };
+            let y = second.map(|(slot, (min, max, step))| engine::SweepAxis {
+                slot,
+                min,
+                max,
+                step,
+            });
+            let g = engine::strengths_grid(&comp, &opts, &x, y.as_ref())
                 .map_err(|e| Refusal::Invalid(e.to_string()))?;
-            let steps = s
+            let steps = g
                 .steps
                 .into_iter()
-                .map(|st| (st.weight, st.workflow))
+                .map(|st| (st.x, st.y, st.workflow))
                 .collect();
-            (s.base, steps)
+            (g.base, steps)
         }
     };
     let checkpoint = docs

@@ -5,7 +5,9 @@
 use crate::jobs::projection::JobState;
 use crate::library::category::{Category, SlugRule, slugify};
 use crate::library::projection::Library;
-use crate::store::event::{DocBody, Draft, EntryState, Event, JobSpec, Source, content_hash};
+use crate::store::event::{
+    DocBody, Draft, EntryState, Event, JobSpec, Source, SweepCell, content_hash,
+};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -140,6 +142,39 @@ pub enum Command {
     CancelBulk {
         batch: u128,
     },
+    // ---- workshop (issue 9) ----
+    /// Star or unstar an image of the gallery (the caller checked that the image exists).
+    SetImageFavourite {
+        path: String,
+        on: bool,
+    },
+    /// Delete an image (the caller checked that it exists and removes the file after the
+    /// commit). An entry's cover cannot be deleted.
+    DeleteImage {
+        path: String,
+        job: Option<u128>,
+    },
+    /// A strengths sweep: its record and its jobs, in one transaction.
+    StartSweep {
+        sweep: u128,
+        target: (Category, String),
+        request: String,
+        axes: String,
+        cells: Vec<SweepCell>,
+        jobs: Vec<(u128, JobSpec)>,
+    },
+    /// Turn an entry into another kind (see `library::transfer`): create `doc` in `to`, or,
+    /// with `into_wardrobe`, replace the character `to_slug` with `doc` (its wardrobe grown by
+    /// one outfit).
+    Transfer {
+        from: Category,
+        from_slug: String,
+        from_part: Option<String>,
+        to: Category,
+        doc: Map<String, Value>,
+        into_wardrobe: Option<(String, String)>,
+        unmapped: Vec<String>,
+    },
     /// Put the library back as it was right after `to_seq`; `target` is the projection then,
     /// read from the ledger by the caller.
     Restore {
@@ -172,7 +207,7 @@ impl std::fmt::Display for Refusal {
 }
 
 /// The preference keys a page may store, and the JSON type each takes.
-pub const PREFERENCE_KEYS: [(&str, &str); 13] = [
+pub const PREFERENCE_KEYS: [(&str, &str); 17] = [
     ("fields", "list of strings"),
     ("preview", "string or null"),
     ("character", "string or null"),
@@ -187,6 +222,12 @@ pub const PREFERENCE_KEYS: [(&str, &str); 13] = [
     // Global page settings: how NSFW entries are shown, and the colour theme.
     ("nsfw", "one of show, blur, hide"),
     ("theme", "one of dark, light"),
+    // The generator: its mix-and-match items (`category/slug`) and how many images a run makes.
+    ("extras", "list of strings"),
+    ("batch", "whole number or null"),
+    // The image gallery's thumbnail size, and whether the queue page hides finished jobs.
+    ("density", "one of compact, comfortable, large"),
+    ("hide_finished", "boolean"),
 ];
 
 /// Renders a document the way the app writes files: two-space pretty JSON, keys in their
@@ -366,6 +407,110 @@ pub fn decide(lib: &Library, cmd: &Command) -> Result<Vec<Event>, Refusal> {
                 return Ok(Vec::new());
             }
             Ok(vec![Event::DefaultCheckpointSet { path: path.clone() }])
+        }
+        Command::SetImageFavourite { path, on } => Ok(vec![Event::ImageFavouriteSet {
+            path: path.clone(),
+            on: *on,
+        }]),
+        Command::DeleteImage { path, job } => {
+            for c in Category::ALL {
+                if let Some(e) = lib
+                    .shelf(c)
+                    .docs
+                    .values()
+                    .find(|e| e.cover.as_deref() == Some(path.as_str()))
+                {
+                    return Err(Refusal::Conflict(format!(
+                        "this image is the cover of the {} '{}'; give it another cover first",
+                        c.desc().singular,
+                        e.name
+                    )));
+                }
+            }
+            Ok(vec![Event::ImageDeleted {
+                path: path.clone(),
+                job: *job,
+            }])
+        }
+        Command::StartSweep {
+            sweep,
+            target,
+            request,
+            axes,
+            cells,
+            jobs,
+        } => {
+            lib.get(target.0, &target.1)
+                .ok_or_else(|| not_found(target.0, &target.1))?;
+            if cells.is_empty() || cells.len() != jobs.len() {
+                return Err(Refusal::Invalid(
+                    "a sweep needs one job per cell".to_string(),
+                ));
+            }
+            let mut events = vec![Event::StrengthsSwept {
+                sweep: *sweep,
+                target: target.clone(),
+                request: request.clone(),
+                axes: axes.clone(),
+                cells: cells.clone(),
+            }];
+            events.extend(decide_jobs(lib, &Command::Enqueue { jobs: jobs.clone() })?);
+            Ok(events)
+        }
+        Command::Transfer {
+            from,
+            from_slug,
+            from_part,
+            to,
+            doc,
+            into_wardrobe,
+            unmapped,
+        } => {
+            let src = lib
+                .get(*from, from_slug)
+                .ok_or_else(|| not_found(*from, from_slug))?;
+            let (made, to_slug, to_part) = match into_wardrobe {
+                Some((slug, outfit)) => (
+                    decide_edit(lib, *to, slug, doc.clone())?,
+                    slug.clone(),
+                    Some(outfit.clone()),
+                ),
+                None => {
+                    let made = decide_create(
+                        lib,
+                        *to,
+                        doc.clone(),
+                        Source::Transfer {
+                            category: *from,
+                            slug: from_slug.clone(),
+                            version: src.version,
+                            part: from_part.clone(),
+                        },
+                    )?;
+                    let slug = made
+                        .iter()
+                        .find_map(|e| e.subject().map(|(_, s)| s.to_string()))
+                        .unwrap_or_default();
+                    (made, slug, None)
+                }
+            };
+            if made.is_empty() {
+                return Err(Refusal::Conflict(
+                    "the character's wardrobe already holds this outfit as it is".to_string(),
+                ));
+            }
+            let mut events = made;
+            events.push(Event::EntryTransferred {
+                from: *from,
+                from_slug: from_slug.clone(),
+                from_version: src.version,
+                from_part: from_part.clone(),
+                to: *to,
+                to_slug,
+                to_part,
+                unmapped: unmapped.clone(),
+            });
+            Ok(events)
         }
         Command::Restore { to_seq, target } => {
             match crate::history::restore::plan(lib, target, *to_seq) {
@@ -742,6 +887,10 @@ fn decide_preferences(
             "whole number or null" => value.is_u64() || value.is_null(),
             "one of show, blur, hide" => matches!(value.as_str(), Some("show" | "blur" | "hide")),
             "one of dark, light" => matches!(value.as_str(), Some("dark" | "light")),
+            "one of compact, comfortable, large" => {
+                matches!(value.as_str(), Some("compact" | "comfortable" | "large"))
+            }
+            "boolean" => value.is_boolean(),
             _ => value.is_string() || value.is_null(),
         };
         if !ok {

@@ -3,7 +3,7 @@
 //! so replaying from seq 1 always rebuilds the same state.
 
 use crate::library::category::Category;
-use crate::store::event::{DocBody, EntryState, Event, Stored};
+use crate::store::event::{DocBody, EntryState, Event, Stored, SweepCell};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -101,6 +101,22 @@ pub struct Library {
     pub workflow_failure: Option<Failure>,
     /// Assistant drafts and bulk runs.
     pub assistant: crate::assistant::projection::Assistant,
+    /// Strengths sweeps, by id (the batch id of their jobs).
+    pub sweeps: BTreeMap<u128, Sweep>,
+}
+
+/// A strengths sweep as kept: what was swept and each cell's job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    pub id: u128,
+    pub seq: u64,
+    pub at: u64,
+    pub target: (Category, String),
+    /// The shared generation request, as JSON text.
+    pub request: Arc<str>,
+    /// The axes, as JSON text (`{"x": {...}, "y": {...}}`).
+    pub axes: Arc<str>,
+    pub cells: Vec<SweepCell>,
 }
 
 /// A version of the user's workflow template.
@@ -148,6 +164,7 @@ impl Default for Library {
             workflow: None,
             workflow_failure: None,
             assistant: Default::default(),
+            sweeps: BTreeMap::new(),
         }
     }
 }
@@ -323,6 +340,30 @@ impl Library {
                 self.assistant
                     .apply(seq, stored.envelope.at, stored.event());
             }
+            Event::StrengthsSwept {
+                sweep,
+                target,
+                request,
+                axes,
+                cells,
+            } => {
+                self.sweeps.insert(
+                    *sweep,
+                    Sweep {
+                        id: *sweep,
+                        seq,
+                        at: stored.envelope.at,
+                        target: target.clone(),
+                        request: Arc::from(request.as_str()),
+                        axes: Arc::from(axes.as_str()),
+                        cells: cells.clone(),
+                    },
+                );
+            }
+            // Images are the gallery index's (`gallery`); provenance is history's to show.
+            Event::ImageFavouriteSet { .. }
+            | Event::ImageDeleted { .. }
+            | Event::EntryTransferred { .. } => {}
             Event::Restored {
                 removed,
                 put,
@@ -492,7 +533,7 @@ impl Entry {
 
 /// The snapshot encoding's version. Snapshots are caches of a fold, not history: a snapshot of
 /// another version is ignored and the ledger is replayed instead.
-const SNAPSHOT_V: u8 = 8;
+const SNAPSHOT_V: u8 = 9;
 
 #[derive(Serialize, Deserialize)]
 struct SnapEntry {
@@ -527,6 +568,18 @@ struct Snap {
     workflow: Option<(u64, String)>,
     workflow_failure: Option<(u64, String, u64)>,
     assistant: crate::assistant::projection::Assistant,
+    sweeps: Vec<SnapSweep>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapSweep {
+    id: u128,
+    seq: u64,
+    at: u64,
+    target: (Category, String),
+    request: String,
+    axes: String,
+    cells: Vec<SweepCell>,
 }
 
 impl Library {
@@ -584,6 +637,19 @@ impl Library {
                 .as_ref()
                 .map(|f| (f.hash, f.error.clone(), f.seq)),
             assistant: self.assistant.clone(),
+            sweeps: self
+                .sweeps
+                .values()
+                .map(|w| SnapSweep {
+                    id: w.id,
+                    seq: w.seq,
+                    at: w.at,
+                    target: w.target.clone(),
+                    request: w.request.to_string(),
+                    axes: w.axes.to_string(),
+                    cells: w.cells.clone(),
+                })
+                .collect(),
         };
         let mut out = vec![SNAPSHOT_V];
         if let Ok(b) = bincode::serde::encode_to_vec(&snap, bincode::config::standard()) {
@@ -654,6 +720,24 @@ impl Library {
                 seq,
             }),
             assistant: snap.assistant,
+            sweeps: snap
+                .sweeps
+                .into_iter()
+                .map(|w| {
+                    (
+                        w.id,
+                        Sweep {
+                            id: w.id,
+                            seq: w.seq,
+                            at: w.at,
+                            target: w.target,
+                            request: Arc::from(w.request),
+                            axes: Arc::from(w.axes),
+                            cells: w.cells,
+                        },
+                    )
+                })
+                .collect(),
         })
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// The settings a user can change, and what each holds.
-pub const KEYS: [(&str, &str); 5] = [
+pub const KEYS: [(&str, &str); 6] = [
     (
         "llm_provider",
         "one of openrouter, ollama, lmstudio, openai",
@@ -20,7 +20,50 @@ pub const KEYS: [(&str, &str); 5] = [
         "mcp_servers",
         "MCP servers the assistant also uses: a list of {name, command, args} or {name, url}",
     ),
+    (
+        "comfy_backends",
+        "ComfyUI backends added at run time: a list of http(s) URLs (--comfy and COMFYUI_URL come first and stay)",
+    ),
 ];
+
+/// At most this many backends can be added from the settings.
+pub const MAX_BACKENDS: usize = 16;
+
+/// A ComfyUI base URL as GAZE keeps it (trimmed, no trailing slash), or why it is not one.
+pub fn backend_url(s: &str) -> Result<String, String> {
+    let t = s.trim().trim_end_matches('/');
+    let rest = t
+        .strip_prefix("http://")
+        .or_else(|| t.strip_prefix("https://"))
+        .ok_or_else(|| format!("'{t}' is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || t.len() > 300 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "'{t}' is not a URL GAZE can reach (scheme://host[:port])"
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// The backends kept in the settings (JSON object text), in order, without repeats.
+pub fn backends(settings: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(settings).unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for u in v
+        .get("comfy_backends")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if let Ok(u) = backend_url(u)
+            && !out.contains(&u)
+        {
+            out.push(u);
+        }
+    }
+    out
+}
 pub const PROVIDERS: [&str; 4] = ["openrouter", "ollama", "lmstudio", "openai"];
 
 /// Applies a partial update to the stored settings. Returns the new settings and the new key
@@ -47,6 +90,25 @@ pub fn merge(
                 "unknown setting '{k}' (known: {}, llm_key)",
                 known.join(", ")
             ));
+        }
+        if k == "comfy_backends" {
+            let list = v
+                .as_array()
+                .ok_or("comfy_backends must be a list of URLs")?;
+            let mut urls: Vec<Value> = Vec::new();
+            for u in list {
+                let u = backend_url(u.as_str().ok_or("comfy_backends must be a list of URLs")?)?;
+                if !urls.iter().any(|x| x.as_str() == Some(u.as_str())) {
+                    urls.push(Value::String(u));
+                }
+            }
+            if urls.len() > MAX_BACKENDS {
+                return Err(format!(
+                    "at most {MAX_BACKENDS} backends can be added from the settings"
+                ));
+            }
+            out.insert(k.clone(), Value::Array(urls));
+            continue;
         }
         if k == "llm_timeout_secs" {
             if !v.as_u64().is_some_and(|n| (1..=3600).contains(&n)) {
@@ -136,6 +198,25 @@ mod tests {
     }
 
     #[test]
+    fn backends_are_kept_trimmed_and_once() {
+        let (s, _) = merge(
+            "{}",
+            &obj(json!({"comfy_backends": [" http://10.0.0.2:8188/ ", "http://10.0.0.2:8188", "https://gpu.lan"]})),
+        )
+        .unwrap();
+        assert_eq!(
+            s["comfy_backends"],
+            json!(["http://10.0.0.2:8188", "https://gpu.lan"])
+        );
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(backends(&text), ["http://10.0.0.2:8188", "https://gpu.lan"]);
+        assert!(backends("{}").is_empty());
+        assert!(backends("not json").is_empty());
+        let many: Vec<String> = (0..=MAX_BACKENDS).map(|i| format!("http://h{i}")).collect();
+        assert!(merge("{}", &obj(json!({"comfy_backends": many}))).is_err());
+    }
+
+    #[test]
     fn the_timeout_and_mcp_servers_are_settings() {
         let (s, _) = merge(
             "{}",
@@ -155,6 +236,11 @@ mod tests {
             (json!({"llm_provider": "x"}), "llm_provider"),
             (json!({"llm_url": "ftp://x"}), "http"),
             (json!({"llm_key": 5}), "llm_key"),
+            (json!({"comfy_backends": "http://a"}), "list"),
+            (json!({"comfy_backends": ["ftp://a"]}), "http"),
+            (json!({"comfy_backends": ["http://"]}), "URL"),
+            (json!({"comfy_backends": ["http://a b"]}), "reach"),
+            (json!({"comfy_backends": [3]}), "list"),
             (json!({"llm_timeout_secs": 0}), "llm_timeout_secs"),
             (json!({"llm_timeout_secs": "5"}), "llm_timeout_secs"),
             (json!({"mcp_servers": [{"name": "x"}]}), "command"),

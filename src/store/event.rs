@@ -58,6 +58,15 @@ pub enum Source {
     Assistant { draft_id: String },
     /// Made for a model file found on disk with no JSON (checkpoint defaults).
     Discovered,
+    // ---- workshop (issue 9) ----
+    /// Turned from another kind of entry by the transfer page: the source entry, its version
+    /// (seq) at the time, and for a character's wardrobe outfit, the outfit's name.
+    Transfer {
+        category: Category,
+        slug: String,
+        version: u64,
+        part: Option<String>,
+    },
 }
 
 /// A library document as carried by events: the exact bytes of its JSON file, plus the fields
@@ -266,6 +275,43 @@ pub enum Event {
         deleted_seq: u64,
         entry: EntryState,
     },
+    // ---- workshop (issue 9) ----
+    /// An image was starred (or unstarred) in the image gallery. `path` is the image as events
+    /// name images (`uploads/<category>/<slug>/…`).
+    ImageFavouriteSet {
+        path: String,
+        on: bool,
+    },
+    /// An image was deleted from the gallery; its file is removed once this is committed. The
+    /// job that made it (if any) and that job's recipe stay in the ledger.
+    ImageDeleted {
+        path: String,
+        job: Option<u128>,
+    },
+    /// A strengths sweep was started: the jobs of one batch (`sweep`), each made at the
+    /// weight(s) of its cell, everything else fixed.
+    StrengthsSwept {
+        sweep: u128,
+        target: (Category, String),
+        /// The generation request every cell shares, as JSON text (its seed is fixed).
+        request: String,
+        /// The swept axes as JSON text: `{"x": {"slot", "source", "min", "max", "step"}, "y": …}`.
+        axes: String,
+        cells: Vec<SweepCell>,
+    },
+    /// An entry (or one outfit of a character's wardrobe, `from_part`) was turned into another
+    /// kind: a new entry, or an outfit added to a character's wardrobe (`to_part`). `unmapped`
+    /// names the source fields that had no place in the new kind (shown to the user, kept here).
+    EntryTransferred {
+        from: Category,
+        from_slug: String,
+        from_version: u64,
+        from_part: Option<String>,
+        to: Category,
+        to_slug: String,
+        to_part: Option<String>,
+        unmapped: Vec<String>,
+    },
     // ---- queue (issue 12) ----
     /// A generation was asked for: the same fact as `JobRequested`, with the recipe stored as
     /// a patch against the recipe of an earlier `JobRequested` event. `Handle::job_spec` gives
@@ -323,6 +369,14 @@ pub struct PreferenceState {
     pub scope: String,
     pub key: String,
     pub json: Option<String>,
+}
+
+/// One cell of a strengths sweep: its job and the weight(s) it is made at. Frozen shape.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct SweepCell {
+    pub job: u128,
+    pub x: f64,
+    pub y: Option<f64>,
 }
 
 /// A `JobSpec` whose recipe is a patch against an earlier full recipe. Frozen shape.
@@ -446,6 +500,10 @@ impl Event {
             Event::BulkCancelled { .. } => "bulk_cancelled",
             Event::Restored { .. } => "restored",
             Event::Undeleted { .. } => "undeleted",
+            Event::ImageFavouriteSet { .. } => "image_favourite_set",
+            Event::ImageDeleted { .. } => "image_deleted",
+            Event::StrengthsSwept { .. } => "strengths_swept",
+            Event::EntryTransferred { .. } => "entry_transferred",
             // ---- queue (issue 12) ----
             // The same fact as `JobRequested`, stored more compactly.
             Event::JobRequestedCompact { .. } => "job_requested",
@@ -505,6 +563,11 @@ impl Event {
             | Event::DefaultFieldsSaved { category, slug, .. }
             | Event::FavouriteSet { category, slug, .. } => Some((*category, slug)),
             Event::Undeleted { entry, .. } => Some((entry.category, &entry.slug)),
+            Event::StrengthsSwept {
+                target: (category, slug),
+                ..
+            } => Some((*category, slug)),
+            Event::EntryTransferred { to, to_slug, .. } => Some((*to, to_slug)),
             _ => None,
         }
     }
@@ -762,6 +825,14 @@ impl Event {
                 put("deleted_seq", (*deleted_seq).into());
                 put("entry", entry_state_json(entry));
             }
+            Event::ImageFavouriteSet { .. }
+            | Event::ImageDeleted { .. }
+            | Event::StrengthsSwept { .. }
+            | Event::EntryTransferred { .. } => {
+                for (k, v) in self.workshop_json() {
+                    put(&k, v);
+                }
+            }
             Event::JobRequestedCompact { job, spec } => {
                 put("job", ulid_text(*job).into());
                 // The same shape as `job_requested`. The recipe is stored as a patch against
@@ -787,6 +858,53 @@ impl Event {
         m
     }
 
+    /// The fields of the workshop's events for `to_json` (ids as ULID text: JSON numbers
+    /// cannot hold a u128).
+    fn workshop_json(&self) -> Map<String, Value> {
+        use serde_json::json;
+        let ulid = |id: u128| ulid::Ulid::from(id).to_string();
+        let v = match self {
+            Event::ImageFavouriteSet { path, on } => json!({"path": path, "on": on}),
+            Event::ImageDeleted { path, job } => json!({"path": path, "job": job.map(ulid)}),
+            Event::StrengthsSwept {
+                sweep,
+                target,
+                request,
+                axes,
+                cells,
+            } => json!({
+                "sweep": ulid(*sweep),
+                "target": format!("{}/{}", target.0.key(), target.1),
+                "request": serde_json::from_str::<serde_json::Value>(request).unwrap_or_default(),
+                "axes": serde_json::from_str::<serde_json::Value>(axes).unwrap_or_default(),
+                "cells": cells.iter().map(|c| json!({"job": ulid(c.job), "x": c.x, "y": c.y})).collect::<Vec<_>>(),
+            }),
+            Event::EntryTransferred {
+                from,
+                from_slug,
+                from_version,
+                from_part,
+                to,
+                to_slug,
+                to_part,
+                unmapped,
+            } => json!({
+                "from": format!("{}/{from_slug}", from.key()),
+                "from_version": from_version,
+                "from_part": from_part,
+                "to": format!("{}/{to_slug}", to.key()),
+                "to_part": to_part,
+                "unmapped": unmapped,
+                "category": to.key(),
+            }),
+            _ => Value::Null,
+        };
+        match v {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
     /// The category the event changes, if any.
     pub fn category(&self) -> Option<Category> {
         match self {
@@ -799,11 +917,11 @@ impl Event {
 }
 
 /// Every kind name, in variant order: a kind's position is its stored variant index. Append
-/// only, like the variants. `JobRequestedCompact` (stored variant 31) is the same fact as
+/// only, like the variants. `JobRequestedCompact` (stored variant 35) is the same fact as
 /// `JobRequested` and goes by the same name, so its kind code (`Event::kind_code`, the first
 /// position of the name) is `job_requested`'s and a filter on that kind finds both; lists for
 /// people use `kind_names`.
-pub const KINDS: [&str; 32] = [
+pub const KINDS: [&str; 36] = [
     "document_synced",
     "document_created",
     "document_edited",
@@ -835,6 +953,10 @@ pub const KINDS: [&str; 32] = [
     "bulk_cancelled",
     "restored",
     "undeleted",
+    "image_favourite_set",
+    "image_deleted",
+    "strengths_swept",
+    "entry_transferred",
     // ---- queue (issue 12) ----
     "job_requested",
 ];
@@ -1226,6 +1348,54 @@ mod tests {
                     favourite: false,
                 },
             },
+            Event::ImageFavouriteSet {
+                path: "uploads/characters/s/x_0.png".into(),
+                on: true,
+            },
+            Event::ImageDeleted {
+                path: "uploads/characters/s/x_0.png".into(),
+                job: Some(7),
+            },
+            Event::StrengthsSwept {
+                sweep: 9,
+                target: (Category::Outfits, "maid".into()),
+                request: "{\"category\":\"outfits\",\"slug\":\"maid\",\"seed\":5}".into(),
+                axes: "{\"x\":{\"slot\":\"outfit\",\"min\":0.2,\"max\":1.0,\"step\":0.4}}".into(),
+                cells: vec![
+                    SweepCell {
+                        job: 21,
+                        x: 0.2,
+                        y: None,
+                    },
+                    SweepCell {
+                        job: 22,
+                        x: 0.6,
+                        y: Some(0.5),
+                    },
+                ],
+            },
+            Event::EntryTransferred {
+                from: c,
+                from_slug: "s".into(),
+                from_version: 12,
+                from_part: Some("default".into()),
+                to: Category::Outfits,
+                to_slug: "s_default".into(),
+                to_part: None,
+                unmapped: vec!["wardrobe::hands".into()],
+            },
+            Event::DocumentCreated {
+                category: Category::Outfits,
+                slug: "s_default".into(),
+                file: "s_default.json".into(),
+                body: body("d"),
+                source: Source::Transfer {
+                    category: c,
+                    slug: "s".into(),
+                    version: 12,
+                    part: Some("default".into()),
+                },
+            },
             Event::JobRequestedCompact {
                 job: 8,
                 spec: CompactSpec {
@@ -1296,6 +1466,10 @@ mod tests {
                 | Event::BulkCancelled { .. }
                 | Event::Restored { .. }
                 | Event::Undeleted { .. }
+                | Event::ImageFavouriteSet { .. }
+                | Event::ImageDeleted { .. }
+                | Event::StrengthsSwept { .. }
+                | Event::EntryTransferred { .. }
                 | Event::JobRequestedCompact { .. } => {}
             }
         }
@@ -1453,17 +1627,33 @@ mod tests {
 
     #[test]
     fn kinds_are_listed_in_variant_order() {
-        for (i, e) in examples().iter().enumerate() {
+        // The examples list one of every variant in order, except that shapes of earlier kinds
+        // added later (a document created by a transfer) sit where they were added.
+        let all = examples();
+        let extra = |e: &Event| {
+            matches!(
+                e,
+                Event::DocumentCreated {
+                    source: Source::Transfer { .. },
+                    ..
+                }
+            )
+        };
+        let variants: Vec<&Event> = all.iter().filter(|e| !extra(e)).collect();
+        assert_eq!(KINDS.len(), variants.len());
+        for (i, e) in variants.iter().enumerate() {
             assert_eq!(KINDS[i], e.kind());
             if matches!(e, Event::JobRequestedCompact { .. }) {
                 // The same fact as a `JobRequested`, indexed and filtered as one.
-                assert_eq!(e.kind_code(), examples()[13].kind_code());
+                assert_eq!(e.kind_code(), variants[13].kind_code());
                 assert_eq!(KINDS[13], "job_requested");
             } else {
                 assert_eq!(e.kind_code() as usize, i);
             }
         }
-        assert_eq!(KINDS.len(), examples().len());
+        for e in &all {
+            assert_eq!(KINDS[e.kind_code() as usize], e.kind());
+        }
         let names: Vec<&str> = kind_names().map(|(_, k)| k).collect();
         assert_eq!(names.len(), KINDS.len() - 1, "each name once");
         assert!(kind_names().all(|(code, k)| KINDS[code as usize] == k));

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/failures", get(failures))
         .route("/api/workflow", get(workflow))
         .route("/api/settings", get(get_settings).put(put_settings))
+        .route("/api/settings/comfy/test", post(test_backend))
         .route("/api/default_checkpoint", post(set_default_checkpoint))
         .route("/api/models/checkpoints", get(checkpoint_files))
         .route("/api/loras/{category}", get(loras))
@@ -676,7 +677,8 @@ fn env_override(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
-fn settings_json(s: &AppState) -> Value {
+/// The settings as `GET /api/settings` shows them (the key only as `llm_key_set`).
+pub fn settings_json(s: &AppState) -> Value {
     settings_json_of(s, &s.handle.library())
 }
 
@@ -696,7 +698,20 @@ fn settings_json_of(s: &AppState, lib: &Library) -> Value {
     m.insert("llm_key_set".into(), Value::Bool(key_set));
     m.insert("overridden_by_env".into(), json!(overridden));
     m.insert("default_checkpoint".into(), json!(lib.default_checkpoint));
+    // The backends of the command line and environment: always there, not editable here.
+    m.insert("comfy_from_flags".into(), json!(s.config.comfy));
     Value::Object(m)
+}
+
+/// `POST /api/settings/comfy/test` with `{"url"}`: what a ComfyUI at that URL says it is.
+async fn test_backend(body: Bytes) -> ApiResult {
+    let b = json_object(&body)?;
+    let url = b
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("the body needs \"url\": a ComfyUI base URL"))?;
+    let url = settings::backend_url(url).map_err(ApiError::bad)?;
+    Ok(Json(crate::jobs::reactor::probe(&url).await).into_response())
 }
 
 async fn get_settings(State(s): State<AppState>, Query(q): Q) -> ApiResult {
@@ -708,8 +723,14 @@ async fn get_settings(State(s): State<AppState>, Query(q): Q) -> ApiResult {
 
 async fn put_settings(State(s): State<AppState>, body: Bytes) -> ApiResult {
     let patch = json_object(&body)?;
+    Ok(Json(apply_settings(&s, &patch).await?).into_response())
+}
+
+/// Applies a partial settings change (the LLM key to its file, the rest as an event) and
+/// returns the settings as they are now.
+pub async fn apply_settings(s: &AppState, patch: &Map<String, Value>) -> Result<Value, ApiError> {
     let current = s.handle.library().settings.clone();
-    let (merged, key) = settings::merge(&current, &patch).map_err(ApiError::bad)?;
+    let (merged, key) = settings::merge(&current, patch).map_err(ApiError::bad)?;
     if let Some(k) = &key {
         let path = settings::secret_path(&s.config.ledger);
         let k = k.clone();
@@ -719,14 +740,14 @@ async fn put_settings(State(s): State<AppState>, body: Bytes) -> ApiResult {
             .map_err(ApiError::internal)?;
     }
     exec(
-        &s,
+        s,
         Command::ChangeSettings {
             settings: merged,
             llm_key_changed: key.is_some(),
         },
     )
     .await?;
-    Ok(Json(settings_json(&s)).into_response())
+    Ok(settings_json(s))
 }
 
 async fn set_default_checkpoint(State(s): State<AppState>, body: Bytes) -> ApiResult {

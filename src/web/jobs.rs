@@ -231,42 +231,188 @@ pub async fn missing_covers(
     Ok((id_text(batch), listed))
 }
 
-/// One job per weight of the target's LoRA; everything else fixed.
+/// One job per weight of the target's LoRA (and, with `y`, per weight of another slot's);
+/// everything else fixed, the seed included. The sweep is kept as an event with its jobs.
 async fn strengths(State(s): State<AppState>, body: Bytes) -> ApiResult {
-    let mut m = json_object(&body)?;
-    let mut num = |k: &str, default: f64| -> Result<f64, ApiError> {
-        match m.remove(k) {
+    let m = json_object(&body)?;
+    let (sweep, cells) = start_sweep(&s, m).await?;
+    let ids: Vec<String> = cells.iter().map(|c| c.0.clone()).collect();
+    let cells: Vec<Value> = cells
+        .iter()
+        .map(|(id, x, y)| json!({"job_id": id, "x": x, "y": y}))
+        .collect();
+    Ok(
+        Json(json!({"batch": sweep, "sweep": sweep, "job_ids": ids, "cells": cells}))
+            .into_response(),
+    )
+}
+
+/// The LoRA slot a second sweep axis names.
+pub fn slot_named(name: &str) -> Option<crate::engine::LoraSlot> {
+    use crate::engine::LoraSlot;
+    match name {
+        "character" => Some(LoraSlot::Character),
+        "outfit" => Some(LoraSlot::Outfit),
+        "action" => Some(LoraSlot::Action),
+        "style" => Some(LoraSlot::Style),
+        _ => None,
+    }
+}
+
+fn slot_name(slot: crate::engine::LoraSlot) -> &'static str {
+    use crate::engine::LoraSlot;
+    match slot {
+        LoraSlot::Character => "character",
+        LoraSlot::Outfit => "outfit",
+        LoraSlot::Action => "action",
+        LoraSlot::Style => "style",
+    }
+}
+
+/// Starts a strengths sweep from a request body (a generation request plus `min`, `max`,
+/// `step` and optionally `y: {slot, min, max, step}`). Returns the sweep id and each cell's
+/// (job id, x, y).
+#[allow(clippy::type_complexity)]
+pub async fn start_sweep(
+    s: &AppState,
+    mut m: Map<String, Value>,
+) -> Result<(String, Vec<(String, f64, Option<f64>)>), ApiError> {
+    let num = |v: Option<Value>, k: &str, default: f64| -> Result<f64, ApiError> {
+        match v {
             None | Some(Value::Null) => Ok(default),
             Some(v) => v
                 .as_f64()
                 .ok_or_else(|| ApiError::bad(format!("\"{k}\" must be a number"))),
         }
     };
-    let range = (num("min", 0.0)?, num("max", 1.0)?, num("step", 0.1)?);
+    let x = (
+        num(m.remove("min"), "min", 0.0)?,
+        num(m.remove("max"), "max", 1.0)?,
+        num(m.remove("step"), "step", 0.1)?,
+    );
+    let y = match m.remove("y") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(mut a)) => {
+            let slot = a
+                .remove("slot")
+                .and_then(|v| v.as_str().and_then(slot_named))
+                .ok_or_else(|| {
+                    ApiError::bad("\"y.slot\" must be one of character, outfit, action, style")
+                })?;
+            Some((
+                slot,
+                (
+                    num(a.remove("min"), "y.min", 0.0)?,
+                    num(a.remove("max"), "y.max", 1.0)?,
+                    num(a.remove("step"), "y.step", 0.1)?,
+                ),
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::bad(
+                "\"y\" must be an object {slot, min, max, step}",
+            ));
+        }
+    };
+    // One fixed seed for every cell, kept in the sweep's request so it can be run again.
+    if m.get("seed").is_none_or(Value::is_null) {
+        m.insert("seed".into(), random_seed().into());
+    }
     let req = GenRequest::from_json(&m).map_err(ApiError::bad)?;
-    let batch = new_id();
-    let jobs: Vec<NewJob> = {
+    let target = req.target.clone().ok_or_else(|| {
+        ApiError::bad("a strengths sweep needs a target (\"category\" and \"slug\")")
+    })?;
+    let sweep = new_id();
+    let (jobs, cells, axes) = {
         let lib = s.handle.library();
-        request::resolve_sweep(
+        let grid = request::resolve_grid(
             &lib,
             &req,
             random_seed(),
             &request::Backend::default(),
-            range,
-        )?
-        .into_iter()
-        .map(|(weight, resolved)| {
-            let mut job = new_job(&req, resolved, &m);
-            job.spec.batch = Some(batch);
-            job.spec.set_cover = false;
-            job.spec.label = format!("{} @ {weight}", job.spec.label);
-            job
-        })
-        .collect()
+            x,
+            y,
+        )?;
+        let source = |slot: crate::engine::LoraSlot| {
+            grid.first().and_then(|(_, _, r)| {
+                r.generation
+                    .report
+                    .loras
+                    .iter()
+                    .find(|l| l.slot == slot)
+                    .map(|l| (l.source.clone(), l.name.clone()))
+            })
+        };
+        let axis = |slot: crate::engine::LoraSlot, (min, max, step): (f64, f64, f64)| {
+            let (src, name) = source(slot).unwrap_or_default();
+            json!({"slot": slot_name(slot), "source": src, "lora": name, "min": min, "max": max, "step": step})
+        };
+        let x_slot = request::sweep_slot(&req);
+        let axes = json!({
+            "x": x_slot.map(|sl| axis(sl, x)),
+            "y": y.map(|(sl, r)| axis(sl, r)),
+        });
+        let mut jobs = Vec::new();
+        let mut cells = Vec::new();
+        for (wx, wy, resolved) in grid {
+            let mut spec = request::job_spec(&req, &resolved, &m);
+            spec.batch = Some(sweep);
+            spec.set_cover = false;
+            spec.label = match wy {
+                Some(wy) => format!("{} @ {wx} × {wy}", spec.label),
+                None => format!("{} @ {wx}", spec.label),
+            };
+            let id = new_id();
+            cells.push(crate::store::event::SweepCell {
+                job: id,
+                x: wx,
+                y: wy,
+            });
+            jobs.push((id, spec));
+        }
+        (jobs, cells, axes)
     };
-    let ids: Vec<String> = jobs.iter().map(|j| id_text(j.id)).collect();
-    enqueue(&s, jobs).await?;
-    Ok(Json(json!({"batch": id_text(batch), "job_ids": ids})).into_response())
+    let listed: Vec<(String, f64, Option<f64>)> =
+        cells.iter().map(|c| (id_text(c.job), c.x, c.y)).collect();
+    s.handle
+        .run(
+            Origin::Web,
+            Request::Command(Command::StartSweep {
+                sweep,
+                target,
+                request: Value::Object(m).to_string(),
+                axes: axes.to_string(),
+                cells,
+                jobs,
+            }),
+        )
+        .await?;
+    Ok((id_text(sweep), listed))
+}
+
+/// Any job by id, finished or not. The pages read jobs through here (and `newest_jobs`), so
+/// they follow wherever the jobs projection keeps finished jobs: unfinished ones in memory,
+/// finished ones read back from their events in the ledger.
+pub fn job_of(s: &AppState, id: u128) -> Option<Job> {
+    match s.handle.job(id) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::warn!("could not read job {}: {e}", id_text(id));
+            None
+        }
+    }
+}
+
+/// The newest `limit` jobs, newest first, with the status word `status` (any with `None`);
+/// finished ones read back from the ledger on one snapshot.
+pub fn newest_jobs(s: &AppState, status: Option<&str>, limit: usize) -> Vec<Job> {
+    match s.handle.newest_jobs(status, limit) {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!("could not read the newest jobs: {e}");
+            Vec::new()
+        }
+    }
 }
 
 async fn endless_start(State(s): State<AppState>, body: Bytes) -> ApiResult {

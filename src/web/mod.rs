@@ -38,6 +38,10 @@ pub struct AppState {
     /// The thumbnail cache, and how many thumbnails requests may make at once.
     pub thumbs: Arc<crate::library::thumbs::Thumbs>,
     pub thumb_permits: Arc<tokio::sync::Semaphore>,
+    /// The image gallery's index (every image GAZE holds).
+    pub images: Arc<crate::gallery::Images>,
+    /// Entry search indexes, one per category, rebuilt when the shelf changes.
+    pub search: Arc<pages::search::Cache>,
 }
 
 pub type ListCache =
@@ -58,6 +62,11 @@ impl AppState {
         }
         let assets = assets::Assets::scan(&config.static_dir);
         let thumbs = Arc::new(crate::library::thumbs::Thumbs::open(&config.uploads));
+        let images = Arc::new(crate::gallery::Images::new(
+            handle.clone(),
+            config.uploads.clone(),
+            Some(crate::gallery::Images::cache_path(&config.ledger)),
+        ));
         AppState {
             handle,
             config: Arc::new(config),
@@ -68,6 +77,8 @@ impl AppState {
             gallery: Arc::default(),
             thumbs,
             thumb_permits: Arc::new(tokio::sync::Semaphore::new(2)),
+            images,
+            search: Arc::default(),
             assistant: None,
         }
     }

@@ -4,7 +4,8 @@
 // - window.gaze.post(url, body): fetch with the CSRF token and X-Requested-With (JSON back).
 // - One EventSource on /api/stream, re-dispatched on `document` as `gaze:job`, `gaze:progress`,
 //   `gaze:waiting` and `gaze:backends` CustomEvents for page scripts.
-// - The navbar: backend status dots, the live queue badge, theme / NSFW / default checkpoint.
+// - The navbar: backend status dots, the live queue badge, theme / NSFW / default checkpoint,
+//   and the search box (`/` focuses it; results drop down as you type).
 (function () {
   'use strict';
   var root = document.documentElement;
@@ -79,7 +80,18 @@
     }
   }, true);
 
-  window.gaze = { csrf: csrf, post: post, formData: formData, flash: flash, thumb: thumb };
+  /** PUT of a JSON body (the preferences API). */
+  function put(url, body) {
+    return fetch(url, {
+      method: 'PUT', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'XMLHttpRequest' },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      return r.json().then(function (d) { return { ok: r.ok, status: r.status, data: d }; });
+    });
+  }
+
+  window.gaze = { csrf: csrf, post: post, put: put, formData: formData, flash: flash, thumb: thumb };
 
   // Flash messages arrive in the query string; keep the address clean once shown.
   try {
@@ -145,10 +157,62 @@
         : b.url + ': down — ' + (b.error || 'not reachable');
       s.className = 'status-dot ' + (b.healthy ? 'ok' : 'down');
       s.setAttribute('role', 'img');
-      s.setAttribute('tabindex', '0');
       s.title = label;
       s.setAttribute('aria-label', label);
       box.appendChild(s);
+    });
+  }
+
+  // ---- the navbar's search: `/` focuses it (not while typing), results drop down as you type.
+  var navQ = document.getElementById('nav-q');
+  var navResults = document.getElementById('nav-results');
+  function typing(t) {
+    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  }
+  document.addEventListener('keydown', function (e) {
+    if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || typing(e.target) || !navQ) return;
+    e.preventDefault();
+    var collapse = document.getElementById('nav-main');
+    if (collapse && !navQ.offsetParent && window.bootstrap) {
+      window.bootstrap.Collapse.getOrCreateInstance(collapse).show();
+    }
+    navQ.focus();
+    navQ.select();
+  });
+  if (navQ && navResults) {
+    var searchTimer = null;
+    var searchSeq = 0;
+    var hideResults = function () { navResults.classList.remove('show'); };
+    navQ.addEventListener('input', function () {
+      clearTimeout(searchTimer);
+      var q = navQ.value.trim();
+      if (!q) { hideResults(); return; }
+      searchTimer = setTimeout(function () {
+        var mine = ++searchSeq;
+        fetch('/search?partial=1&q=' + encodeURIComponent(q)).then(function (r) { return r.text(); })
+          .then(function (html) {
+            if (mine !== searchSeq) return;
+            navResults.innerHTML = html;
+            navResults.classList.add('show');
+          }).catch(function () {});
+      }, 150);
+    });
+    navQ.addEventListener('keydown', function (e) {
+      if (e.key === 'Escape') { hideResults(); navQ.blur(); }
+      if (e.key === 'ArrowDown') {
+        var first = navResults.querySelector('a');
+        if (first) { e.preventDefault(); first.focus(); }
+      }
+    });
+    navResults.addEventListener('keydown', function (e) {
+      var links = Array.prototype.slice.call(navResults.querySelectorAll('a'));
+      var i = links.indexOf(document.activeElement);
+      if (e.key === 'ArrowDown' && i >= 0 && i < links.length - 1) { e.preventDefault(); links[i + 1].focus(); }
+      if (e.key === 'ArrowUp') { e.preventDefault(); if (i > 0) links[i - 1].focus(); else navQ.focus(); }
+      if (e.key === 'Escape') { hideResults(); navQ.focus(); }
+    });
+    document.addEventListener('click', function (e) {
+      if (!e.target.closest || !e.target.closest('[data-nav-search]')) hideResults();
     });
   }
 

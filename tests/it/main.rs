@@ -6,6 +6,7 @@ mod support;
 
 mod assistant;
 mod browser_library;
+mod browser_workshop;
 mod cli;
 mod comfy;
 mod crash;
@@ -22,3 +23,4 @@ mod sync;
 mod template;
 mod thumbs;
 mod tidy;
+mod workshop;

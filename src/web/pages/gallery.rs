@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug)]
 pub struct Row {
     pub slug: String,
-    /// Lower-case name, for sorting.
+    /// The name's natural sort key (numbers by value: "Character 2" before "Character 10").
     pub sort_name: String,
     /// Lower-case name, id, slug and tags, for searching.
     pub hay: String,
@@ -67,7 +67,7 @@ fn row(e: &Entry) -> Row {
     }
     Row {
         slug: e.slug.clone(),
-        sort_name: e.name.to_lowercase(),
+        sort_name: crate::library::search::natural_key(&e.name),
         hay,
         cover: e.cover.is_some(),
         favourite: e.favourite,

@@ -300,16 +300,22 @@ async fn log_page(State(s): State<AppState>, Query(raw): Query<Vec<(String, Stri
     let body = html! {
         h1 { "History" }
         p.text-muted { "Every change, newest first: who made it and when. The ledger is at seq " (last) "." }
-        form.filters method="get" action="/history" {
-            label { "Type" (select("type", &kinds, &chosen_kinds, true)) }
-            label { "Origin" (select("origin", &origins, &chosen_origins, true)) }
-            label { "Category" (select("category", &cats, &chosen_cat, false)) }
-            label { "Entry (slug)" input.form-control type="text" name="slug" value=[filter.slug.as_deref()]; }
-            label { "Job" input.form-control type="text" name="job" value=[filter.job.map(ulid_text)] placeholder="ULID"; }
-            label { "Since" input.form-control type="text" name="since" value=[filter.since.map(history::time::format)] placeholder="2026-05-01T00:00:00Z"; }
-            label { "Until" input.form-control type="text" name="until" value=[filter.until.map(history::time::format)]; }
-            button.btn.btn-primary type="submit" { "Filter" }
-            a.btn href="/history" { "Clear" }
+        form.filters.row.g-2.align-items-end.mb-2 method="get" action="/history" {
+            div.col-6.col-md-4.col-xl-2 { label.form-label.small.w-100 { "Type" (select("type", &kinds, &chosen_kinds, true)) } }
+            div.col-6.col-md-4.col-xl-2 { label.form-label.small.w-100 { "Origin" (select("origin", &origins, &chosen_origins, true)) } }
+            div.col-12.col-md-4.col-xl-8 {
+                div.row.g-2 {
+                    div.col-6.col-xl-4 { label.form-label.small.w-100 { "Category" (select("category", &cats, &chosen_cat, false)) } }
+                    div.col-6.col-xl-4 { label.form-label.small.w-100 { "Entry (slug)" input.form-control type="text" name="slug" value=[filter.slug.as_deref()]; } }
+                    div.col-12.col-xl-4 { label.form-label.small.w-100 { "Job" input.form-control type="text" name="job" value=[filter.job.map(ulid_text)] placeholder="ULID"; } }
+                    div.col-6.col-xl-4 { label.form-label.small.w-100 { "Since" input.form-control type="text" name="since" value=[filter.since.map(history::time::format)] placeholder="2026-05-01T00:00:00Z"; } }
+                    div.col-6.col-xl-4 { label.form-label.small.w-100 { "Until" input.form-control type="text" name="until" value=[filter.until.map(history::time::format)] placeholder="RFC 3339 or unix ms"; } }
+                    div.col-12.col-xl-4.d-flex.gap-2.align-items-end {
+                        button.btn.btn-primary type="submit" { "Filter" }
+                        a.btn.btn-outline-secondary href="/history" { "Clear" }
+                    }
+                }
+            }
         }
         (pager(&result, &link))
         table.table.table-sm.events {

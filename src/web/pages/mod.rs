@@ -4,7 +4,9 @@
 //! (a category's cards), `entry` (an entry's page with live generation), `edit` (forms, raw
 //! JSON, create, clone, delete), `ui` (small partials), `assistant` ("Create with the
 //! assistant", draft review, bulk runs), `history` (the event log, restore, deleted entries,
-//! stale covers, entry histories, audits).
+//! stale covers, entry histories, audits); the workshop: `generator` (mix and match), `images`
+//! (the image gallery and image view), `strengths` (LoRA weight sweeps), `transfer` (one kind
+//! of entry into another), `queue`, `settings`, `search`.
 //!
 //! Every route is made from `category::DESCRIPTORS`: adding a category adds its pages.
 
@@ -12,8 +14,15 @@ pub mod assistant;
 mod edit;
 mod entry;
 pub mod gallery;
+pub mod generator;
 mod history;
 mod home;
+pub mod images;
+mod queue;
+pub mod search;
+mod settings;
+mod strengths;
+mod transfer;
 mod ui;
 
 use super::AppState;
@@ -135,6 +144,13 @@ pub fn routes() -> Router<AppState> {
         }
     }
     r.merge(assistant::routes())
+        .merge(images::routes())
+        .merge(generator::routes())
+        .merge(strengths::routes())
+        .merge(transfer::routes())
+        .merge(queue::routes())
+        .merge(settings::routes())
+        .merge(search::routes())
         .merge(history::routes())
         .fallback(not_found)
 }

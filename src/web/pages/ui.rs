@@ -22,12 +22,45 @@ pub fn full_url(path: &str) -> String {
     format!("/static/{}", path.trim_start_matches('/'))
 }
 
+/// The categories with a link of their own in the navbar; the rest are under "More".
+const MAIN_CATEGORIES: [Category; 7] = [
+    Category::Characters,
+    Category::Looks,
+    Category::Outfits,
+    Category::Actions,
+    Category::Styles,
+    Category::Scenes,
+    Category::Detailers,
+];
+
+/// The workshop pages: (section key, path, title).
+pub const WORKSHOP: [(&str, &str, &str); 6] = [
+    ("generator", "/generator", "Generator"),
+    ("gallery", "/gallery", "Image gallery"),
+    ("strengths", "/strengths", "Strengths"),
+    ("transfer", "/transfer", "Transfer"),
+    ("queue", "/queue", "Queue"),
+    ("settings", "/settings", "Settings"),
+];
+
 pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
     let lib = s.handle.library();
     let backends = s.live.as_ref().map(|l| l.backends()).unwrap_or_default();
     let (running, pending) = (lib.jobs.submitted.len(), lib.jobs.queued.len());
     let nsfw = global_pref(s, "nsfw").unwrap_or_else(|| "blur".into());
     let theme = global_pref(s, "theme").unwrap_or_else(|| "dark".into());
+    let more: Vec<(String, &str, &str)> = DESCRIPTORS
+        .iter()
+        .filter(|d| !MAIN_CATEGORIES.contains(&d.category))
+        .map(|d| (format!("/{}", d.key), d.key, d.title))
+        .chain(std::iter::once((
+            "/library".to_string(),
+            "library",
+            "Library overview",
+        )))
+        .collect();
+    let more_here = more.iter().any(|(_, k, _)| section == Some(*k));
+    let workshop_here = WORKSHOP.iter().any(|(k, _, _)| section == Some(*k));
     html! {
         nav.navbar.navbar-expand-xl.bg-body-tertiary.border-bottom.sticky-top aria-label="Main" {
             div.container-fluid {
@@ -38,42 +71,66 @@ pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
                 }
                 div.collapse.navbar-collapse #nav-main {
                     ul.navbar-nav.me-auto {
-                        @for d in &DESCRIPTORS {
+                        @for c in MAIN_CATEGORIES {
+                            @let d = c.desc();
                             @let here = section == Some(d.key);
                             li.nav-item {
                                 a.nav-link.active[here] href={ "/" (d.key) }
                                     aria-current=[here.then_some("page")] { (d.title) }
                             }
                         }
-                        li.nav-item {
-                            @let here = section == Some("library");
-                            a.nav-link.active[here] href="/library" aria-current=[here.then_some("page")] { "Library" }
+                        li.nav-item.dropdown {
+                            a.nav-link.dropdown-toggle.active[more_here] href="/library" role="button"
+                                data-bs-toggle="dropdown" aria-expanded="false" { "More" }
+                            ul.dropdown-menu {
+                                @for (href, key, title) in &more {
+                                    @let here = section == Some(*key);
+                                    li { a.dropdown-item.active[here] href=(href) aria-current=[here.then_some("page")] { (title) } }
+                                }
+                            }
+                        }
+                        li.nav-item.dropdown {
+                            a.nav-link.dropdown-toggle.active[workshop_here] href="/generator" role="button"
+                                data-bs-toggle="dropdown" aria-expanded="false" { "Workshop" }
+                            ul.dropdown-menu {
+                                @for (key, href, title) in WORKSHOP {
+                                    @let here = section == Some(key);
+                                    li { a.dropdown-item.active[here] href=(href) aria-current=[here.then_some("page")] { (title) } }
+                                }
+                            }
                         }
                         li.nav-item {
                             @let here = section == Some("history");
                             a.nav-link.active[here] href="/history" aria-current=[here.then_some("page")] { "History" }
                         }
                     }
-                    div.d-flex.flex-wrap.align-items-center.gap-2.navbar-tools {
-                        (checkpoint_form(s, &lib))
-                        span.backend-dots #backend-dots aria-label="ComfyUI backends" {
-                            @if backends.is_empty() {
-                                span.status-dot.unknown role="img" aria-label="No reactor" title="No reactor" {}
-                            }
-                            @for b in &backends {
-                                @let label = if b.healthy {
-                                    format!("{}: healthy{}", b.url, b.version.as_ref().map(|v| format!(" (ComfyUI {v})")).unwrap_or_default())
-                                } else {
-                                    format!("{}: down — {}", b.url, b.error.as_deref().unwrap_or("not reachable"))
-                                };
-                                span.status-dot.ok[b.healthy].down[!b.healthy] role="img" tabindex="0"
-                                    title=(label) aria-label=(label) data-url=(b.url) {}
-                            }
+                    div.d-flex.flex-wrap.flex-xl-nowrap.align-items-center.gap-2.navbar-tools {
+                        form.nav-search.position-relative role="search" method="get" action="/search" data-nav-search {
+                            label.visually-hidden for="nav-q" { "Search entries and images" }
+                            input.form-control.form-control-sm #nav-q type="search" name="q"
+                                placeholder="Search  /" autocomplete="off" aria-keyshortcuts="/"
+                                aria-controls="nav-results" title="Search entries and images (press / to focus)";
+                            div.nav-results.dropdown-menu.p-0 #nav-results aria-live="polite" {}
                         }
-                        span.badge.text-bg-secondary.queue-badge #queue-badge aria-live="polite"
-                            title="Jobs running · waiting" data-running=(running) data-pending=(pending) {
-                            span data-q="running" { (running) } " running · "
-                            span data-q="pending" { (pending) } " waiting"
+                        (checkpoint_form(s, &lib))
+                        a.queue-link.d-inline-flex.align-items-center.gap-1.text-decoration-none href="/queue"
+                            title="The queue: running · waiting jobs, and the ComfyUI backends" {
+                            span.visually-hidden { "Queue and backends: " }
+                            span.backend-dots #backend-dots {
+                                @if backends.is_empty() {
+                                    span.status-dot.unknown role="img" aria-label="No reactor" title="No reactor" {}
+                                }
+                                @for b in &backends {
+                                    @let label = backend_label(b);
+                                    span.status-dot.ok[b.healthy].down[!b.healthy] role="img"
+                                        title=(label) aria-label=(label) data-url=(b.url) {}
+                                }
+                            }
+                            span.badge.text-bg-secondary.queue-badge #queue-badge aria-live="polite"
+                                data-running=(running) data-pending=(pending) {
+                                span data-q="running" { (running) } span.q-word { " running" } " · "
+                                span data-q="pending" { (pending) } span.q-word { " waiting" }
+                            }
                         }
                         div.dropdown {
                             button.btn.btn-sm.btn-outline-secondary type="button" title="Theme and NSFW"
@@ -95,12 +152,33 @@ pub fn navbar(s: &AppState, section: Option<&str>) -> Markup {
                                     }
                                     button.btn.btn-sm.btn-primary.no-js-only type="submit" { "Save" }
                                 }
+                                a.small href="/settings" { "All settings" }
                             }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// A backend's state in words (the navbar dot's label).
+pub fn backend_label(b: &crate::jobs::reactor::BackendStatus) -> String {
+    if b.healthy {
+        format!(
+            "{}: healthy{}",
+            b.url,
+            b.version
+                .as_ref()
+                .map(|v| format!(" (ComfyUI {v})"))
+                .unwrap_or_default()
+        )
+    } else {
+        format!(
+            "{}: down — {}",
+            b.url,
+            b.error.as_deref().unwrap_or("not reachable")
+        )
     }
 }
 
@@ -112,7 +190,7 @@ fn checkpoint_form(s: &AppState, lib: &Library) -> Markup {
         .values()
         .map(|e| (e.id.as_str(), e.name.as_str()))
         .collect();
-    list.sort_by_cached_key(|a| a.1.to_lowercase());
+    list.sort_by_cached_key(|a| crate::library::search::natural_key(a.1));
     let more = list.len() > 100;
     list.truncate(100);
     if let Some(c) = &current
@@ -120,20 +198,27 @@ fn checkpoint_form(s: &AppState, lib: &Library) -> Markup {
     {
         list.insert(0, (c.as_str(), c.as_str()));
     }
+    let current_name = current
+        .as_deref()
+        .and_then(|c| list.iter().find(|(id, _)| *id == c).map(|(_, n)| *n));
+    let title = match current_name {
+        Some(n) => format!("Default checkpoint: {n}"),
+        None => "Default checkpoint: the first one".to_string(),
+    };
     html! {
-        form.d-flex.align-items-center.gap-1 method="post" action="/set_default_checkpoint" data-checkpoint-form {
+        form.d-flex.align-items-center.gap-1.checkpoint-form method="post" action="/set_default_checkpoint" data-checkpoint-form {
             (csrf_field(s))
             input type="hidden" name="back" value="" data-back-here;
             label.visually-hidden for="default-checkpoint" { "Default checkpoint" }
             select.form-select.form-select-sm.checkpoint-select #default-checkpoint name="checkpoint_path"
-                data-autosubmit title="Default checkpoint" {
-                option value="" selected[current.is_none()] { "Default checkpoint: first" }
+                data-autosubmit title=(title) {
+                option value="" selected[current.is_none()] { "First checkpoint" }
                 @for (id, name) in &list {
                     option value=(id) selected[current.as_deref() == Some(*id)] { (name) }
                 }
             }
             @if more {
-                a.small.text-nowrap href="/checkpoints" title="More checkpoints: set one as default from its page" { "more…" }
+                a.small.text-nowrap.d-none.d-xxl-inline href="/checkpoints" title="More checkpoints: set one as default from its page" { "more…" }
             }
             button.btn.btn-sm.btn-outline-secondary.no-js-only type="submit" { "Set" }
         }
@@ -161,7 +246,7 @@ pub fn entry_picker(
     };
     if shelf.len() <= PICKER_LIMIT {
         let mut list: Vec<_> = shelf.values().collect();
-        list.sort_by_cached_key(|e| e.name.to_lowercase());
+        list.sort_by_cached_key(|e| crate::library::search::natural_key(&e.name));
         let known = current.is_none_or(|cur| {
             extra.iter().any(|(v, _)| *v == cur) || list.iter().any(|e| value(e) == cur)
         });
