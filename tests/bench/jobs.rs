@@ -373,13 +373,18 @@ async fn bench_bytes(http: &reqwest::Client) {
                 .map_or(0, |r| r.2 + r.3 + r.4)
         };
         let events = stored(&tables_after, "events") - stored(&tables_before, "events");
-        let index = stored(&tables_after, "job_events") - stored(&tables_before, "job_events");
+        let grew = |name: &str| stored(&tables_after, name) - stored(&tables_before, name);
+        let (tags, subjects, jobs) = (grew("idx_tags"), grew("idx_subjects"), grew("idx_jobs"));
+        let index = tags + subjects + jobs;
         println!(
-            "ledger bytes per generated image, {label} ({n} images): {:.0} bytes of events; redb holds {:.0} (events {:.0} + job index {:.0}, with B-tree overhead); the file grew {:.0}",
+            "ledger bytes per generated image, {label} ({n} images): {:.0} bytes of events; redb holds {:.0} (events {:.0} + indexes {:.0}: kind/origin/category {:.0}, entry {:.0}, job {:.0}; with B-tree overhead); the file grew {:.0}",
             per(total),
             per(events + index),
             per(events),
             per(index),
+            per(tags),
+            per(subjects),
+            per(jobs),
             per(size_after.saturating_sub(size_before))
         );
         for (kind, (count, bytes)) in by_kind {
