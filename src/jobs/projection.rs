@@ -676,4 +676,54 @@ mod tests {
             assert_eq!(jobs.newest(status, limit), want, "{status:?} {limit}");
         }
     }
+
+    #[test]
+    fn succeeded_jobs_are_listed_per_entry_with_their_request_seq_and_runs_again_per_job() {
+        let targeted = |job: u128, slug: &str, retry_of: Option<u128>| Event::JobRequested {
+            job,
+            spec: JobSpec {
+                label: slug.into(),
+                target: Some((Category::Characters, slug.into())),
+                set_cover: false,
+                recipe: "{}".into(),
+                request: "{}".into(),
+                batch: None,
+                retry_of,
+                endless: None,
+            },
+        };
+        let ok = |job: u128| Event::JobSucceeded {
+            job,
+            images: vec![format!("uploads/characters/x/{job}_0.png")],
+        };
+        let events = [
+            targeted(7, "tifa", None),    // seq 1
+            targeted(5, "tifa", None),    // seq 2
+            targeted(9, "link", Some(7)), // seq 3
+            targeted(8, "tifa", Some(7)), // seq 4
+            requested(6),                 // seq 5: no target
+            submitted(7),
+            submitted(5),
+            submitted(9),
+            submitted(8),
+            submitted(6),
+            ok(7),
+            ok(5),
+            ok(9),
+            failed(8, false),
+            ok(6),
+        ];
+        let (jobs, _) = fold(&events);
+        let c = Category::Characters;
+        // By id, whatever order they finished in; failures and untargeted jobs are not listed.
+        assert_eq!(jobs.made(c, "tifa"), &[(5, 2), (7, 1)]);
+        assert_eq!(jobs.made(c, "link"), &[(9, 3)]);
+        assert!(jobs.made(c, "nobody").is_empty());
+        assert_eq!(jobs.made_seq(c, "tifa", 7), Some(1));
+        assert_eq!(jobs.made_seq(c, "tifa", 9), None, "another entry's job");
+        assert_eq!(jobs.runs_again(7), &[9, 8]);
+        assert!(jobs.runs_again(5).is_empty());
+        assert_eq!(jobs.requested_seq(7), None, "finished: from the ledger");
+        assert!(jobs.jobs.is_empty());
+    }
 }
