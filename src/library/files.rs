@@ -117,35 +117,8 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
     })
 }
 
-/// From this many files on, `converge_many` syncs the file system once instead of each file.
-const BATCH_SYNC_FROM: usize = 32;
-
-/// Makes every written file of the file system holding `dir` durable (Linux `syncfs`): one
-/// call in place of an fsync per file.
-#[cfg(target_os = "linux")]
-fn sync_filesystem(dir: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let folder = std::fs::File::open(dir)?;
-    // SAFETY: `syncfs` only reads the descriptor, which `folder` keeps open for the call.
-    let r = unsafe { libc::syncfs(folder.as_raw_fd()) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn sync_filesystem(_dir: &Path) -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "no syncfs on this system",
-    ))
-}
-
 /// `converge` for many entries at once (a restore): each new text is written to a temporary
-/// file and made durable (one file-system sync for a batch of `BATCH_SYNC_FROM` or more, else
-/// one fsync each), then all are renamed into place and each folder is synced once, with the
+/// file and synced, then all are renamed into place and each folder is synced once, with the
 /// work spread over threads. Each file ends up old or new after a crash, as with
 /// `write_atomic`. Returns the entries that failed.
 pub fn converge_many(
@@ -189,34 +162,17 @@ pub fn converge_many(
             .unwrap_or_default();
         path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
     };
-    // Many files: write them all, then make their data durable with one file-system sync
-    // instead of one fsync each (thousands of fsyncs dominate a big restore). Few files, or
-    // no file-system sync here: each temporary file is synced as it is written.
-    let batch = writes.len() >= BATCH_SYNC_FROM;
-    let mut written = in_parallel(&writes, |(_, path, text)| {
+    let written = in_parallel(&writes, |(_, path, text)| {
         let tmp = tmp_of(path);
         let r = std::fs::File::create(&tmp).and_then(|mut f| {
             f.write_all(text.as_bytes())?;
-            if batch { Ok(()) } else { f.sync_all() }
+            f.sync_all()
         });
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
         r
     });
-    if batch && let Err(e) = sync_filesystem(data) {
-        tracing::debug!("no file-system sync ({e}); syncing each file");
-        let synced = in_parallel(&writes, |(_, path, _)| {
-            std::fs::File::open(tmp_of(path)).and_then(|f| f.sync_all())
-        });
-        for (w, s) in written.iter_mut().zip(synced) {
-            if w.is_ok()
-                && let Err(e) = s
-            {
-                *w = Err(e);
-            }
-        }
-    }
     let mut ready = Vec::new();
     for ((i, path, _), r) in writes.iter().zip(written) {
         match r {
