@@ -333,7 +333,7 @@ async fn log_page(State(s): State<AppState>, Query(raw): Query<Vec<(String, Stri
                             }
                         }
                         td { (describe(e)) }
-                        td { a.btn.btn-sm href={ "/history/restore?to_seq=" (e.seq) } title="Preview putting the library back as it was right after this event" { "Restore to here" } }
+                        td { a.btn.btn-sm.btn-outline-secondary href={ "/history/restore?to_seq=" (e.seq) } title="Preview putting the library back as it was right after this event" { "Restore to here" } }
                     }
                 }
             }
@@ -347,8 +347,8 @@ async fn log_page(State(s): State<AppState>, Query(raw): Query<Vec<(String, Stri
 fn pager(p: &log::Page, link: &dyn Fn((&'static str, u64)) -> String) -> Markup {
     html! {
         nav.pager {
-            @if let Some(a) = p.newer { a.btn href=(link(("after", a))) { "← Newer" } }
-            @if let Some(b) = p.older { a.btn href=(link(("before", b))) { "Older →" } }
+            @if let Some(a) = p.newer { a.btn.btn-outline-secondary.btn-sm href=(link(("after", a))) { "← Newer" } }
+            @if let Some(b) = p.older { a.btn.btn-outline-secondary.btn-sm href=(link(("before", b))) { "Older →" } }
         }
     }
 }
@@ -482,7 +482,7 @@ fn restore_form(s: &AppState, to_seq: u64, label: &str, class: &str) -> Markup {
         form.inline method="post" action="/history/restore" {
             (csrf(s))
             input type="hidden" name="to_seq" value=(to_seq);
-            button.btn class=(class) type="submit" { (label) }
+            button class={ "btn " (class) } type="submit" { (label) }
         }
     }
 }
@@ -530,7 +530,7 @@ async fn restore_preview(State(s): State<AppState>, Query(q): Q) -> Response {
                 (changes_view(&history::restore::summary(&before, e)))
                 (restore_form(&s, to_seq, "Restore", "btn-danger"))
                 " "
-                a.btn href={ "/history?before=" (to_seq + 1) } { "Back to the log" }
+                a.btn.btn-outline-secondary href={ "/history?before=" (to_seq + 1) } { "Back to the log" }
             }
         }
     };
@@ -842,8 +842,13 @@ async fn entry_page(
                     @for (i, x) in v.versions.items.iter().enumerate() {
                         @let is_content = x.text_changed;
                         tr {
-                            td { @if is_content { input type="radio" name="a" value=(x.seq) checked[Some(x.seq) == content.get(1).copied() && v.diff.is_none()]; } }
-                            td { @if is_content { input type="radio" name="b" value=(x.seq) checked[i == 0 && v.diff.is_none()]; } }
+                            // The pair compared stays chosen; with none yet, the two newest texts.
+                            @let (pick_a, pick_b) = match &v.diff {
+                                Some((a, b, _)) => (x.seq == *a, x.seq == *b),
+                                None => (Some(x.seq) == content.get(1).copied(), i == 0),
+                            };
+                            td { @if is_content { input type="radio" name="a" value=(x.seq) aria-label={ "compare from seq " (x.seq) } checked[pick_a]; } }
+                            td { @if is_content { input type="radio" name="b" value=(x.seq) aria-label={ "compare to seq " (x.seq) } checked[pick_b]; } }
                             td { (x.seq) }
                             td { (when(x.at)) }
                             td { span.badge.text-bg-secondary { (x.origin) } }
@@ -855,7 +860,7 @@ async fn entry_page(
                                     @if images.is_empty() { (job_link(*job)) }
                                 }
                             }
-                            td { @if is_content { a.btn.btn-sm href={ (here) "?at=" (x.seq) } { "view" } } }
+                            td { @if is_content { a.btn.btn-sm.btn-outline-secondary href={ (here) "?at=" (x.seq) } { "view" } } }
                         }
                     }
                 }
@@ -863,7 +868,7 @@ async fn entry_page(
             button.btn.btn-primary type="submit" { "Compare a and b" }
         }
         @if let Some(b) = v.versions.older {
-            nav.pager { a.btn href={ (here) "?before=" (b) } { "Older versions →" } }
+            nav.pager { a.btn.btn-outline-secondary.btn-sm href={ (here) "?before=" (b) } { "Older versions →" } }
         }
         p { a href={ "/history?category=" (c.key()) "&slug=" (slug) } { "This entry in the event log" } }
     };
@@ -1012,7 +1017,7 @@ async fn audit_page(State(s): State<AppState>, Path(job): Path<String>) -> Respo
             form.inline method="get" action="/audit/diff" {
                 input type="hidden" name="a" value=(job);
                 input.form-control type="text" name="b" placeholder="another job id or image path" required;
-                button.btn type="submit" { "Compare" }
+                button.btn.btn-outline-secondary type="submit" { "Compare" }
             }
         }
         h2 { "Settings" }
