@@ -261,7 +261,7 @@ fn body(s: &AppState, lib: &Library, ch: &Choice) -> Markup {
             div.card-body.row.g-2.align-items-end {
                 div.col-12.col-md-3 {
                     label.form-label.small for="t-kind" { "Transfer" }
-                    select.form-select.form-select-sm #t-kind name="from_kind" data-autosubmit {
+                    select.form-select #t-kind name="from_kind" data-autosubmit {
                         option value="" selected[from.is_none()] { "— choose —" }
                         @for k in sources() {
                             option value=(k.key()) selected[from == Some(k)] { (kind_label(k)) }
@@ -276,7 +276,7 @@ fn body(s: &AppState, lib: &Library, ch: &Choice) -> Markup {
                     @if k == Kind::Wardrobe && !outfit_list.is_empty() {
                         div.col-6.col-md-2 {
                             label.form-label.small for="t-part" { "Outfit" }
-                            select.form-select.form-select-sm #t-part name="part" {
+                            select.form-select #t-part name="part" {
                                 @for o in &outfit_list {
                                     option value=(o) selected[ch.part.as_deref() == Some(o.as_str())] { (o) }
                                 }
@@ -285,7 +285,7 @@ fn body(s: &AppState, lib: &Library, ch: &Choice) -> Markup {
                     }
                     div.col-6.col-md-2 {
                         label.form-label.small for="t-to" { "Into" }
-                        select.form-select.form-select-sm #t-to name="to" {
+                        select.form-select #t-to name="to" {
                             @for t in &targets {
                                 option value=(t.key()) selected[to == Some(*t)] { (kind_label(*t)) }
                             }
@@ -293,12 +293,12 @@ fn body(s: &AppState, lib: &Library, ch: &Choice) -> Markup {
                     }
                 }
                 div.col-12.col-md-2 {
-                    button.btn.btn-sm.btn-secondary type="submit" { "Preview" }
+                    button.btn.btn-secondary type="submit" { "Preview" }
                 }
             }
         }
         @if let Some(r) = rule {
-            p.small.text-body-secondary { "Turns " (r.note) "." }
+            p.small.text-body-secondary { (capitalised(r.note)) "." }
         }
         @match planned {
             None => {
@@ -363,7 +363,7 @@ fn body(s: &AppState, lib: &Library, ch: &Choice) -> Markup {
                                 }
                             }
                         }
-                        h3.h6 { "Fields with no place in a " (to.title()) }
+                        h3.h6 { "Fields with no place in " (with_article(to.title())) }
                         @if t.unmapped.is_empty() {
                             p.small.text-body-secondary #unmapped-none { "None: everything with content carries over." }
                         } @else {
@@ -493,8 +493,47 @@ async fn post(State(s): State<AppState>, axum::Form(f): FormPairs) -> Response {
     }
 }
 
+/// A sentence's first letter in capitals.
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// "a look", "an outfit", "an action".
+fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn notes_and_kinds_read_as_sentences() {
+        assert_eq!(
+            capitalised("a style becomes a scene's theme"),
+            "A style becomes a scene's theme"
+        );
+        assert_eq!(capitalised(""), "");
+        for (noun, want) in [
+            ("outfit", "an outfit"),
+            ("action", "an action"),
+            ("look", "a look"),
+            (
+                "character's wardrobe outfit",
+                "a character's wardrobe outfit",
+            ),
+        ] {
+            assert_eq!(with_article(noun), want);
+        }
+    }
+
     use super::*;
 
     #[test]
