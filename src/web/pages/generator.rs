@@ -647,7 +647,7 @@ pub fn body(s: &AppState, q: &HashMap<String, String>) -> Markup {
             h1.h3.mb-0.me-auto { "Generator" }
             span.small.text-body-secondary { "Mix entries of any kind, on a character or none" }
         }
-        form #gen-form method="post" action="/generator" data-generator {
+        form.controls-sm #gen-form method="post" action="/generator" data-generator {
             (csrf_field(s))
             div.row.g-3 {
                 div.col-12.col-lg-5 {

@@ -163,7 +163,7 @@ fn body(s: &AppState, lib: &Library, q: &HashMap<String, String>) -> Markup {
                         @if targets.is_empty() {
                             p.mb-0 { "No entry names a LoRA yet. Give one a LoRA in its editor first." }
                         } @else {
-                            form method="post" action="/strengths" data-strengths-form {
+                            form.controls-sm method="post" action="/strengths" data-strengths-form {
                                 (csrf_field(s))
                                 div.mb-2 {
                                     label.form-label.small for="sw-target" { "Entry whose LoRA is swept" }
