@@ -127,119 +127,25 @@ pub fn export_line(seq: u64, record: &[u8], fields: Option<Fields<'_>>) -> Resul
     Ok(line)
 }
 
-/// Events per chunk an export encodes at once (on all cores when no fields are asked for).
-const EXPORT_CHUNK: usize = 8_192;
-
-/// Writes every event after `after` as JSON lines; returns how many. Without fields, the
-/// lines of each chunk of records are made on every core while the ledger is read, and
-/// written in seq order.
+/// Writes every event after `after` as JSON lines; returns how many.
 pub fn export(
     ledger: &Ledger,
     after: u64,
     with_fields: bool,
     out: &mut dyn Write,
 ) -> Result<u64, String> {
-    if with_fields {
-        return export_with_fields(ledger, after, out);
-    }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
-    let mut n = 0u64;
-    let mut failed: Option<String> = None;
-    let mut chunk: Vec<(u64, Vec<u8>)> = Vec::with_capacity(EXPORT_CHUNK);
-    std::thread::scope(|scope| {
-        // One chunk is encoded (on `threads` workers) while the next is read.
-        let mut pending: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<u8>, String>>> = None;
-        let mut finish =
-            |pending: &mut Option<std::thread::ScopedJoinHandle<'_, Result<Vec<u8>, String>>>,
-             failed: &mut Option<String>| {
-                if let Some(h) = pending.take() {
-                    let r = h
-                        .join()
-                        .unwrap_or_else(|_| Err("an export worker stopped".to_string()))
-                        .and_then(|bytes| {
-                            out.write_all(&bytes)
-                                .map_err(|e| format!("writing the export: {e}"))
-                        });
-                    if let Err(e) = r {
-                        failed.get_or_insert(e);
-                    }
-                }
-            };
-        let scanned = ledger.raw(after + 1, u64::MAX, |seq, record| {
-            chunk.push((seq, record.to_vec()));
-            n += 1;
-            if chunk.len() == EXPORT_CHUNK {
-                finish(&mut pending, &mut failed);
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK));
-                pending = Some(scope.spawn(move || encode_chunk(&full, threads)));
-            }
-            failed.is_none()
-        });
-        finish(&mut pending, &mut failed);
-        if failed.is_none() && !chunk.is_empty() {
-            let rest = std::mem::take(&mut chunk);
-            pending = Some(scope.spawn(move || encode_chunk(&rest, threads)));
-            finish(&mut pending, &mut failed);
-        }
-        if let Err(e) = scanned {
-            failed.get_or_insert(e.to_string());
-        }
-    });
-    match failed {
-        Some(e) => Err(e),
-        None => {
-            out.flush()
-                .map_err(|e| format!("writing the export: {e}"))?;
-            Ok(n)
-        }
-    }
-}
-
-/// The export lines of `records`, in order, made on `threads` threads.
-fn encode_chunk(records: &[(u64, Vec<u8>)], threads: usize) -> Result<Vec<u8>, String> {
-    let per = records.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<u8>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = records
-            .chunks(per)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut buf = Vec::with_capacity(part.len() * 3_000);
-                    for (seq, record) in part {
-                        buf.extend_from_slice(export_line(*seq, record, None)?.as_bytes());
-                        buf.push(b'\n');
-                    }
-                    Ok(buf)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("an export worker stopped".to_string()))
-            })
-            .collect()
-    });
-    let mut all = Vec::new();
-    for p in parts {
-        all.extend_from_slice(&p?);
-    }
-    Ok(all)
-}
-
-/// `export` with each event's fields decoded beside its record (one thread: the fields of a
-/// compact recipe are rebuilt through a shared cache of bases).
-fn export_with_fields(ledger: &Ledger, after: u64, out: &mut dyn Write) -> Result<u64, String> {
     let mut n = 0u64;
     let mut failed = None;
     let bases = crate::jobs::spec::BaseCache::default();
     ledger
         .raw(after + 1, u64::MAX, |seq, record| {
-            let r = export_line(seq, record, Some((ledger, &bases))).and_then(|line| {
-                out.write_all(line.as_bytes())
-                    .and_then(|()| out.write_all(b"\n"))
-                    .map_err(|e| format!("writing the export: {e}"))
-            });
+            let r = export_line(seq, record, with_fields.then_some((ledger, &bases))).and_then(
+                |line| {
+                    out.write_all(line.as_bytes())
+                        .and_then(|()| out.write_all(b"\n"))
+                        .map_err(|e| format!("writing the export: {e}"))
+                },
+            );
             match r {
                 Ok(()) => {
                     n += 1;
@@ -476,42 +382,5 @@ mod round_trip {
         );
         let e = import(&c, Box::new(std::io::Cursor::new(broken.into_bytes()))).unwrap_err();
         assert!(e.starts_with("line 2"), "{e}");
-    }
-
-    #[test]
-    fn a_many_chunk_export_keeps_seq_order_and_equals_line_by_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open(&dir.path().join("l.redb")).unwrap();
-        // Two full chunks and a partial one.
-        let total = 2 * EXPORT_CHUNK as u64 + 123;
-        let batch: Vec<Envelope> = (0..total)
-            .map(|i| Envelope {
-                id: u128::from(i + 1) << 70,
-                at: 1_790_000_000_000 + i,
-                origin: Origin::ALL[i as usize % 7],
-                event: Event::PreferenceSet {
-                    scope: "global".into(),
-                    key: format!("k{i}"),
-                    json: format!("{i}"),
-                },
-            })
-            .collect();
-        l.append(batch).unwrap();
-        let mut out = Vec::new();
-        assert_eq!(export(&l, 0, false, &mut out).unwrap(), total);
-        let mut want = Vec::new();
-        l.raw(1, u64::MAX, |seq, record| {
-            want.extend_from_slice(export_line(seq, record, None).unwrap().as_bytes());
-            want.push(b'\n');
-            true
-        })
-        .unwrap();
-        assert_eq!(out, want);
-        // From the middle: only what comes after.
-        let mut tail = Vec::new();
-        assert_eq!(export(&l, total - 5, false, &mut tail).unwrap(), 5);
-        let first: serde_json::Value =
-            serde_json::from_slice(tail.split(|b| *b == b'\n').next().unwrap()).unwrap();
-        assert_eq!(first["seq"], total - 4);
     }
 }
