@@ -308,7 +308,7 @@ async fn generator_gallery_search_and_strengths_in_the_browser() {
     check_page(&b, &g, "strengths-sweep").await;
     // Kept: the list offers it again after a restart.
     let path = b.js("return location.pathname").await;
-    drop(b);
+    b.close().await;
     let mut g = g;
     g.restart();
     let (status, _) = g.get(path.as_str().unwrap()).await;
