@@ -81,11 +81,9 @@ pub struct McpTagsArgs {
     pub tags: PathBuf,
 }
 
+/// The `--ledger` flag: a ledger folder (holding gaze.redb) or a .redb file.
 #[derive(Args, Debug, Clone)]
-pub struct McpLibraryArgs {
-    /// The library's JSON folders (used when no server holds the ledger).
-    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
-    pub data: PathBuf,
+pub struct LedgerPath {
     /// The ledger folder (holding gaze.redb) or a .redb file.
     #[arg(
         long,
@@ -94,6 +92,23 @@ pub struct McpLibraryArgs {
         value_name = "DIR|FILE"
     )]
     pub ledger: PathBuf,
+}
+
+impl LedgerPath {
+    /// The ledger file the flag names.
+    pub fn file(&self) -> PathBuf {
+        ledger_file(self.ledger.clone())
+    }
+}
+
+/// Where a library lives: its JSON folders, its ledger and its images (`serve`, `mcp library`).
+#[derive(Args, Debug, Clone)]
+pub struct Folders {
+    /// The library's JSON folders.
+    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerPath,
     /// Where covers and generated images are kept.
     #[arg(
         long,
@@ -102,6 +117,12 @@ pub struct McpLibraryArgs {
         value_name = "DIR"
     )]
     pub uploads: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct McpLibraryArgs {
+    #[command(flatten)]
+    pub folders: Folders,
     /// Relay to this running server's /mcp/library instead of opening the ledger
     /// (default: the server that holds the ledger, found through ledger/gaze.url).
     #[arg(long, env = "GAZE_URL", value_name = "URL")]
@@ -111,15 +132,15 @@ pub struct McpLibraryArgs {
 impl McpLibraryArgs {
     /// The ledger file these flags name.
     pub fn ledger_file(&self) -> PathBuf {
-        ledger_file(self.ledger.clone())
+        self.folders.ledger.file()
     }
 
     /// A `Config` for opening the ledger directly (no server, no watcher).
     pub fn config(&self) -> Result<Config, clap::Error> {
         let mut c = ServeArgs::parse_from_args(&["--no-watch"])?.into_config();
-        c.data = self.data.clone();
+        c.data = self.folders.data.clone();
         c.ledger = self.ledger_file();
-        c.uploads = self.uploads.clone();
+        c.uploads = self.folders.uploads.clone();
         Ok(c)
     }
 }
@@ -127,14 +148,8 @@ impl McpLibraryArgs {
 /// Where the ledger is, and the server to ask when another gaze holds it open.
 #[derive(Args, Debug, Clone)]
 pub struct LedgerArgs {
-    /// The ledger folder (holding gaze.redb) or a .redb file.
-    #[arg(
-        long,
-        env = "GAZE_LEDGER",
-        default_value = "ledger",
-        value_name = "DIR|FILE"
-    )]
-    pub ledger: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerPath,
     /// A running gaze to ask instead of opening the ledger (default: the one that holds the
     /// ledger, found through the gaze.url it writes beside it, else http://127.0.0.1:5000).
     #[arg(long, env = "GAZE_URL", value_name = "URL")]
@@ -144,26 +159,20 @@ pub struct LedgerArgs {
 impl LedgerArgs {
     /// The ledger file these flags name.
     pub fn file(&self) -> PathBuf {
-        ledger_file(self.ledger.clone())
+        self.ledger.file()
     }
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct CompactArgs {
-    /// The ledger folder (holding gaze.redb) or a .redb file.
-    #[arg(
-        long,
-        env = "GAZE_LEDGER",
-        default_value = "ledger",
-        value_name = "DIR|FILE"
-    )]
-    pub ledger: PathBuf,
+    #[command(flatten)]
+    pub ledger: LedgerPath,
 }
 
 impl CompactArgs {
     /// The ledger file these flags name.
     pub fn ledger_file(&self) -> PathBuf {
-        ledger_file(self.ledger.clone())
+        self.ledger.file()
     }
 }
 
@@ -310,25 +319,8 @@ pub struct ServeArgs {
         value_name = "ADDR"
     )]
     pub bind: SocketAddr,
-    /// The library's JSON folders.
-    #[arg(long, env = "GAZE_DATA", default_value = "data", value_name = "DIR")]
-    pub data: PathBuf,
-    /// The ledger folder (holding gaze.redb) or a .redb file.
-    #[arg(
-        long,
-        env = "GAZE_LEDGER",
-        default_value = "ledger",
-        value_name = "DIR|FILE"
-    )]
-    pub ledger: PathBuf,
-    /// Where covers and generated images are kept.
-    #[arg(
-        long,
-        env = "GAZE_UPLOADS",
-        default_value = "static/uploads",
-        value_name = "DIR"
-    )]
-    pub uploads: PathBuf,
+    #[command(flatten)]
+    pub folders: Folders,
     /// CSS, scripts and fonts.
     #[arg(long = "static", default_value = "static", value_name = "DIR")]
     pub static_dir: PathBuf,
@@ -524,9 +516,9 @@ impl ServeArgs {
             .collect();
         Config {
             bind: self.bind,
-            data: self.data,
-            ledger: ledger_file(self.ledger),
-            uploads: self.uploads,
+            ledger: self.folders.ledger.file(),
+            data: self.folders.data,
+            uploads: self.folders.uploads,
             static_dir: self.static_dir,
             workflow: self.workflow,
             comfy: if comfy.is_empty() {

@@ -337,7 +337,7 @@ pub fn token_in_form(media_type_header: &str, body: &[u8]) -> Option<String> {
         let text = std::str::from_utf8(body).ok()?;
         return text.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=')?;
-            (k == CSRF_FIELD).then(|| percent_decode(v))
+            (k == CSRF_FIELD).then(|| super::form::decode(v))
         });
     }
     let boundary = media_type_header.split(';').find_map(|p| {
@@ -378,30 +378,6 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .windows(needle.len())
         .position(|w| w == needle)
         .map(|p| p + from)
-}
-
-fn percent_decode(v: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether the client would rather read a JSON error than an HTML page.

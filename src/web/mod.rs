@@ -5,6 +5,7 @@ mod api;
 pub mod assets;
 mod assistant;
 mod error;
+mod form;
 pub mod guard;
 pub(crate) mod history_api;
 mod jobs;

@@ -1201,7 +1201,7 @@ pub async fn generate(
         };
     }
     let base = format!("/{}/{slug}", c.desc().singular);
-    let pairs: Vec<(String, String)> = match serde_urlencoded_pairs(&body) {
+    let pairs: Vec<(String, String)> = match crate::web::form::pairs(&body) {
         Ok(p) => p,
         Err(e) => return finish(&headers, &base, Err((StatusCode::BAD_REQUEST, e))),
     };
@@ -1223,43 +1223,6 @@ pub async fn generate(
         }
         Err(e) => finish(&headers, &base, Err(e)),
     }
-}
-
-/// Splits an urlencoded body into pairs.
-fn serde_urlencoded_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "the form is not UTF-8".to_string())?;
-    Ok(text
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (form_decode(k), form_decode(v))
-        })
-        .collect())
-}
-
-fn form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `POST /<singular>/<slug>/preview`: keeps the form's state; scripts get the composed-prompt
@@ -1950,22 +1913,6 @@ mod tests {
         assert_eq!(
             request_of(Category::Detailers, "d", &p, true)["with"],
             json!({"actions": "sitting"})
-        );
-    }
-
-    #[test]
-    fn form_decoding() {
-        assert_eq!(form_decode("a+b%20c%2Fd"), "a b c/d");
-        assert_eq!(form_decode("100%"), "100%");
-        assert_eq!(form_decode("%zz"), "%zz");
-        assert_eq!(
-            serde_urlencoded_pairs(b"a=1&b=x+y&a=2&c").unwrap(),
-            vec![
-                ("a".to_string(), "1".to_string()),
-                ("b".into(), "x y".into()),
-                ("a".into(), "2".into()),
-                ("c".into(), "".into())
-            ]
         );
     }
 }

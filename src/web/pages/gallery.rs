@@ -160,16 +160,8 @@ impl View {
             favourites_only: q.get("fav").is_some_and(|v| v == "1"),
             nsfw: pick("nsfw", &["show", "blur", "hide"], nsfw_default),
             sort: pick("sort", &["fav", "name", "edited", "generated"], "fav"),
-            page: q
-                .get("page")
-                .and_then(|p| p.parse().ok())
-                .filter(|p| *p >= 1)
-                .unwrap_or(1),
-            per: q
-                .get("per")
-                .and_then(|p| p.parse().ok())
-                .filter(|p| PER_PAGE.contains(p))
-                .unwrap_or(60),
+            page: super::ui::page_number(q),
+            per: super::ui::per_page(q, &PER_PAGE),
         }
     }
 

@@ -984,49 +984,11 @@ fn state_of_body(headers: &HeaderMap, body: &[u8]) -> Result<GenState, String> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if form {
-        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(body)?;
+        let pairs: Vec<(String, String)> = crate::web::form::pairs(body)?;
         return GenState::from_form(&pairs);
     }
     let m = crate::web::api::json_object(body).map_err(|e| e.message)?;
     GenState::from_json(&m)
-}
-
-fn serde_urlencoded_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "the form is not UTF-8".to_string())?;
-    Ok(text
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect())
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(x) => {
-                        out.push(x);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            x => out.push(x),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `POST /generator/generate`: keeps the state and queues a run → `{"job_ids", "batch"}`.
@@ -1163,14 +1125,5 @@ mod tests {
                 .contains("width")
         );
         assert!(GenState::from_form(&pairs(&[("extra", "nope")])).is_err());
-    }
-
-    #[test]
-    fn form_decoding_handles_escapes() {
-        assert_eq!(decode("a+b%2Cc%zz%"), "a b,c%zz%");
-        assert_eq!(
-            serde_urlencoded_pairs(b"a=1&b=x%20y&&c").unwrap(),
-            pairs(&[("a", "1"), ("b", "x y"), ("c", "")])
-        );
     }
 }

@@ -151,16 +151,8 @@ impl View {
                 "newest".into()
             },
             q: get("q"),
-            page: q
-                .get("page")
-                .and_then(|p| p.parse().ok())
-                .filter(|p| *p >= 1)
-                .unwrap_or(1),
-            per: q
-                .get("per")
-                .and_then(|p| p.parse().ok())
-                .filter(|p| PER_PAGE.contains(p))
-                .unwrap_or(60),
+            page: super::ui::page_number(q),
+            per: super::ui::per_page(q, &PER_PAGE),
         }
     }
 

@@ -342,3 +342,45 @@ pub fn failures(lib: &Library, cats: &[Category]) -> Markup {
         }
     }
 }
+
+/// The `page` a gallery query asks for (from 1; anything else is page 1).
+pub fn page_number(q: &std::collections::HashMap<String, String>) -> usize {
+    q.get("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1)
+}
+
+/// The `per` (cards per page) a gallery query asks for, if it is one `allowed`; else 60.
+pub fn per_page(q: &std::collections::HashMap<String, String>, allowed: &[usize]) -> usize {
+    q.get("per")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| allowed.contains(p))
+        .unwrap_or(60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_and_per_fall_back_to_sane_values() {
+        let q = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        for (pairs, page, per) in [
+            (vec![], 1, 60),
+            (vec![("page", "3"), ("per", "120")], 3, 120),
+            (vec![("page", "0"), ("per", "7")], 1, 60),
+            (vec![("page", "-2"), ("per", "x")], 1, 60),
+            (vec![("page", "99999"), ("per", "30")], 99_999, 30),
+        ] {
+            let q = q(&pairs);
+            assert_eq!(page_number(&q), page, "{pairs:?}");
+            assert_eq!(per_page(&q, &[30, 60, 120]), per, "{pairs:?}");
+        }
+    }
+}
