@@ -3,8 +3,8 @@
 //! message (the no-JavaScript path), scripts get JSON, and bad input changes nothing.
 
 use crate::support::app::{Gaze, sample_data};
+use crate::support::forms::{FormClient as Browser, Page};
 use gaze::library::category::Category;
-use reqwest::redirect::Policy;
 use scraper::{Html, Selector};
 use serde_json::Value;
 
@@ -15,126 +15,6 @@ const PNG_1X1: &[u8] = &[
     0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
     0x42, 0x60, 0x82,
 ];
-
-/// A client that does not follow redirects, so tests see where a form leads.
-struct Browser<'a> {
-    g: &'a Gaze,
-    http: reqwest::Client,
-    token: String,
-}
-
-struct Page {
-    status: u16,
-    html: Html,
-    text: String,
-}
-
-impl Page {
-    fn all(&self, sel: &str) -> Vec<scraper::ElementRef<'_>> {
-        let s = Selector::parse(sel).unwrap();
-        self.html.select(&s).collect()
-    }
-
-    fn count(&self, sel: &str) -> usize {
-        self.all(sel).len()
-    }
-
-    fn text_of(&self, sel: &str) -> String {
-        self.all(sel)
-            .first()
-            .map(|e| e.text().collect::<String>())
-            .unwrap_or_default()
-    }
-
-    fn attr(&self, sel: &str, attr: &str) -> Option<String> {
-        self.all(sel)
-            .first()
-            .and_then(|e| e.value().attr(attr).map(String::from))
-    }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-impl<'a> Browser<'a> {
-    async fn new(g: &'a Gaze) -> Browser<'a> {
-        let http = reqwest::Client::builder()
-            .redirect(Policy::none())
-            .build()
-            .unwrap();
-        let mut b = Browser {
-            g,
-            http,
-            token: String::new(),
-        };
-        let home = b.get("/library").await;
-        b.token = home.attr("meta[name=csrf-token]", "content").unwrap();
-        b
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.g.url))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        Page {
-            status,
-            html: Html::parse_document(&text),
-            text,
-        }
-    }
-
-    /// Posts a form the way a browser without JavaScript does; returns (status, Location).
-    async fn form(&self, path: &str, pairs: &[(&str, &str)]) -> (u16, String) {
-        let r = self.send_form(path, pairs, false).await;
-        let loc = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (r.status().as_u16(), loc)
-    }
-
-    /// Posts a form as the page scripts do (X-Requested-With): JSON back.
-    async fn ajax(&self, path: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
-        let r = self.send_form(path, pairs, true).await;
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn send_form(&self, path: &str, pairs: &[(&str, &str)], ajax: bool) -> reqwest::Response {
-        let mut body = format!("csrf={}", enc(&self.token));
-        for (k, v) in pairs {
-            body.push_str(&format!("&{}={}", enc(k), enc(v)));
-        }
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.g.url))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("sec-fetch-site", "same-origin")
-            .body(body);
-        if ajax {
-            req = req.header("x-requested-with", "XMLHttpRequest");
-        }
-        req.send().await.unwrap()
-    }
-}
 
 fn file(g: &Gaze, c: Category, name: &str) -> Value {
     let text = std::fs::read_to_string(g.data().join(c.desc().dir).join(name)).unwrap();

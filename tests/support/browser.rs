@@ -7,7 +7,6 @@
 //! where they fail and say what to install.
 
 use serde_json::{Value, json};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,12 +53,10 @@ impl Browser {
             return None;
         };
         let port = free_port();
-        // Its own process group, so a browser left by a failing test goes with it (Drop).
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
             .spawn()
             .expect("chromedriver starts");
         let profile = tempfile::tempdir().unwrap();
@@ -257,12 +254,6 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Without `close` (a test that failed): end chromedriver and the Chromium it started.
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
         let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }

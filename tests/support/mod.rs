@@ -5,5 +5,6 @@
 pub mod app;
 pub mod browser;
 pub mod comfy_standin;
+pub mod forms;
 pub mod llm_standin;
 pub mod sample;
